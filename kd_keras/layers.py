@@ -1,0 +1,70 @@
+"""Classifier heads for the margin losses: a normalised dense layer and the L-softmax layer."""
+
+import keras
+from keras import ops
+
+_register = keras.saving.register_keras_serializable(package="kd_keras")
+
+
+class _NormedKernel(keras.layers.Layer):
+    """A dense kernel without bias; subclasses say what to output."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_shape[-1], self.units), initializer="glorot_uniform"
+        )
+
+    def _cosine(self, inputs):
+        inputs = ops.cast(inputs, "float32")
+        kernel = ops.cast(self.kernel, "float32")
+        x_norm = ops.norm(inputs, axis=-1, keepdims=True)
+        w_norm = ops.norm(kernel, axis=0, keepdims=True)
+        cosine = ops.matmul(inputs / ops.maximum(x_norm, 1e-12), kernel / ops.maximum(w_norm, 1e-12))
+        return cosine, x_norm * w_norm
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@_register
+class CosineDense(_NormedKernel):
+    """Normalised dense layer without bias: outputs ``cos θ_j = <x, W_j> / (||x|| ||W_j||)``.
+
+    The head for :class:`kd_keras.losses.AMSoftmax` and :class:`kd_keras.losses.CosineLoss`.
+    The predicted class is the argmax of the cosines.
+
+    Example:
+        >>> features = keras.Input((2048,))
+        >>> cosines = kd_keras.layers.CosineDense(4)(features)
+    """
+
+    def call(self, inputs):
+        return self._cosine(inputs)[0]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+
+@_register
+class LSoftmaxDense(_NormedKernel):
+    """The L-softmax layer (Liu et al. 2016): outputs ``(cos θ_j, ||W_j|| ||x||)`` per class.
+
+    Output shape ``(batch, units, 2)``; :class:`kd_keras.losses.LSoftmax` puts the margin on
+    the target class, and :func:`lsoftmax_logits` gives the plain logits for prediction.
+    """
+
+    def call(self, inputs):
+        cosine, norms = self._cosine(inputs)
+        return ops.stack([cosine, norms], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units, 2)
+
+
+def lsoftmax_logits(outputs):
+    """Plain logits ``||W_j|| ||x|| cos θ_j`` from an :class:`LSoftmaxDense` output."""
+    return outputs[..., 0] * outputs[..., 1]

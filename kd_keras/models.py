@@ -1,0 +1,174 @@
+"""The networks: the hand-built ResNet-18 student, the ResNet-50 teacher, and heads.
+
+Example:
+    >>> student = kd_keras.models.resnet18(input_shape=(224, 224, 3))
+    >>> student.count_params()   # 11,177,025 trainable + BN moving statistics
+"""
+
+import os
+
+import keras
+from keras import layers
+
+from kd_keras.errors import UserError
+from kd_keras.layers import CosineDense, LSoftmaxDense
+
+_BN_EPSILON = 1.001e-5
+
+
+def _conv_bn(x, filters, kernel_size, strides, name, relu=True):
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def basic_block(x, filters, strides, name):
+    """He et al.'s basic block: two 3x3 convolutions and an identity (or 1x1 projection) shortcut."""
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", relu=False)
+    x = _conv_bn(x, filters, 3, strides, f"{name}_1")
+    x = _conv_bn(x, filters, 3, 1, f"{name}_2", relu=False)
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return layers.ReLU(name=f"{name}_out")(x)
+
+
+def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", name="resnet18"):
+    """ResNet-18 (He et al. 2016), built by hand, as the paper's student.
+
+    7x7/2 stem with 64 filters, 3x3/2 max-pool, basic blocks [2, 2, 2, 2] with
+    64/128/256/512 filters, global average pooling to 512, ``Dense(num_outputs)``
+    (named ``logits``) and the output activation (in float32 under mixed precision).
+    With ``num_outputs=1`` it has 11,177,025 trainable parameters.
+
+    Args:
+        input_shape: image shape; any size from 32x32 works.
+        num_outputs: units of the last dense layer.
+        activation: output activation (``"sigmoid"``, ``"softmax"`` or ``None``).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``.
+
+    Example:
+        >>> model = resnet18((64, 64, 3))
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_bn(inputs, 64, 7, 2, "conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    for stage, filters in enumerate((64, 128, 256, 512)):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = basic_block(x, filters, strides, name=f"conv{stage + 2}_block{block + 1}")
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dense(num_outputs, name="logits")(x)
+    outputs = layers.Activation(activation or "linear", dtype="float32", name="prediction")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _weights_argument(weights):
+    """Maps the user's ``weights`` value to what keras.applications accepts."""
+    if weights is None or str(weights).lower() == "none":
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise UserError(f"weights file not found: {path} (pass 'imagenet', 'none' or an .h5 path)")
+    return path
+
+
+def backbone(name="ResNet50", weights="imagenet", input_shape=(224, 224, 3), pooling="avg"):
+    """A ``keras.applications`` feature extractor by name, without its top.
+
+    Args:
+        name: any ``keras.applications`` constructor, e.g. ``"ResNet50"``, ``"MobileNetV2"``.
+        weights: ``"imagenet"`` (Keras's own download and cache), a local ``.h5`` path, or ``None``.
+        input_shape: image shape.
+        pooling: ``"avg"`` gives a flat feature vector (2048 for ResNet-50).
+
+    Raises:
+        UserError: unknown name, missing or mismatched weights file, or ImageNet weights
+            that cannot be downloaded (offline); one line saying what to do.
+    """
+    constructor = getattr(keras.applications, name, None)
+    if not callable(constructor):
+        raise UserError(f"unknown backbone {name!r}; use a keras.applications model such as ResNet50")
+    weights = _weights_argument(weights)
+    try:
+        return constructor(include_top=False, weights=weights, input_shape=input_shape, pooling=pooling)
+    except Exception as exc:  # Keras raises bare Exception on a failed download
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if weights == "imagenet":
+            raise UserError(
+                f"ImageNet weights for {name} are not cached in ~/.keras/models and the download "
+                f"failed (offline?); copy the no-top .h5 file there, pass --weights PATH, or "
+                f"--weights none to train from scratch"
+            ) from None
+        if weights is not None:
+            raise UserError(f"weights file {weights} does not fit {name}: {reason[:160]}") from None
+        raise
+
+
+def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3), dropout=0.5):
+    """The paper's ResNet-50 teacher: ResNet50 (avg-pooled, 2048) -> Dropout -> Dense(1) -> sigmoid.
+
+    Layer table (paper Fig. 1): Input (224,224,3) -> resnet50 (None, 2048) -> Dropout
+    (None, 2048) -> Dense (None, 1) -> Activation (None, 1).
+
+    Args:
+        weights: ``"imagenet"``, a local ``.h5`` path, or ``None`` (random initialisation).
+        freeze_backbone: keep the ResNet-50 weights fixed (the likelier reading of the paper).
+        input_shape: image shape.
+        dropout: dropout rate before the dense layer.
+
+    Example:
+        >>> model = teacher(weights=None, input_shape=(64, 64, 3))
+        >>> head = teacher_head(model)   # trains on cached 2048-d features
+    """
+    features = backbone("ResNet50", weights, input_shape)
+    features.trainable = not freeze_backbone
+    inputs = keras.Input(input_shape, name="image")
+    x = features(inputs, training=False if freeze_backbone else None)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Dense(1, name="head_dense")(x)
+    outputs = layers.Activation("sigmoid", dtype="float32", name="head_activation")(x)
+    return keras.Model(inputs, outputs, name="teacher")
+
+
+def teacher_head(model):
+    """The teacher's Dropout -> Dense -> sigmoid as a model on 2048-d features, sharing weights."""
+    feature_dim = model.get_layer("head_dense").kernel.shape[0]
+    inputs = keras.Input((feature_dim,), name="features")
+    x = model.get_layer("head_dropout")(inputs)
+    x = model.get_layer("head_dense")(x)
+    outputs = model.get_layer("head_activation")(x)
+    return keras.Model(inputs, outputs, name="teacher_head")
+
+
+def teacher_backbone(model):
+    """The teacher's ResNet-50 feature extractor (shares weights with ``model``)."""
+    return model.get_layer("resnet50")
+
+
+def classifier_head(head, num_classes, name="classifier"):
+    """The output layer a loss needs (see :class:`kd_keras.losses.LossSpec`).
+
+    Args:
+        head: ``"softmax"``, ``"linear"``, ``"cosine"`` (:class:`CosineDense`) or ``"lsoftmax"``.
+        num_classes: number of classes.
+    """
+    if head == "cosine":
+        return CosineDense(num_classes, name=name)
+    if head == "lsoftmax":
+        return LSoftmaxDense(num_classes, name=name)
+    if head in ("softmax", "linear"):
+        return layers.Dense(num_classes, activation=head, dtype="float32", name=name)
+    raise ValueError(f"unknown head {head!r}")
+
+
+def cosine_head(num_classes, name="cosine_head"):
+    """A :class:`CosineDense` head whose outputs are cos θ per class (for AM-softmax and cosine loss)."""
+    return classifier_head("cosine", num_classes, name=name)

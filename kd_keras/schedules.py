@@ -1,0 +1,21 @@
+"""Learning-rate schedules."""
+
+import keras
+
+
+def legacy_decay(lr0, decay):
+    """The old Keras optimizer argument ``decay=d``, which Keras 3 silently ignores.
+
+    Paper B's formula 9: ``lr_t = lr_0 / (1 + d * t)``, t the optimizer iteration.
+    Exactly ``InverseTimeDecay(lr_0, decay_steps=1, decay_rate=d)``.
+
+    Args:
+        lr0: the initial learning rate.
+        decay: d >= 0; with 0 the rate stays ``lr0``.
+
+    Example:
+        >>> optimizer = keras.optimizers.Adam(legacy_decay(1e-3, 0.01))   # the teacher's setting
+    """
+    if decay < 0:
+        raise ValueError(f"decay must be >= 0, got {decay}")
+    return keras.optimizers.schedules.InverseTimeDecay(lr0, decay_steps=1, decay_rate=decay)
