@@ -68,6 +68,11 @@ def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", nam
     return keras.Model(inputs, outputs, name=name)
 
 
+def is_pretrained(weights):
+    """Whether ``weights`` names trained weights (``"imagenet"`` or a file) rather than none."""
+    return weights is not None and str(weights).lower() != "none"
+
+
 def _weights_argument(weights):
     """Maps the user's ``weights`` value to what keras.applications accepts."""
     if weights is None or str(weights).lower() == "none":
@@ -112,7 +117,8 @@ def backbone(name="ResNet50", weights="imagenet", input_shape=(224, 224, 3), poo
         raise
 
 
-def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3), dropout=0.5):
+def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3), dropout=0.5,
+            normalize_features=False):
     """The paper's ResNet-50 teacher: ResNet50 (avg-pooled, 2048) -> Dropout -> Dense(1) -> sigmoid.
 
     Layer table (paper Fig. 1): Input (224,224,3) -> resnet50 (None, 2048) -> Dropout
@@ -123,6 +129,11 @@ def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3),
         freeze_backbone: keep the ResNet-50 weights fixed (the likelier reading of the paper).
         input_shape: image shape.
         dropout: dropout rate before the dense layer.
+        normalize_features: insert a ``Normalization`` layer (named ``head_normalization``)
+            before the head, to be adapted on the training features. Randomly initialised
+            ResNet-50 features are about 0.011 +- 0.003, too small for the head to learn
+            with the paper's optimizer; a fixed affine map leaves the head's function class
+            unchanged. Not part of the paper's table; used only without pretrained weights.
 
     Example:
         >>> model = teacher(weights=None, input_shape=(64, 64, 3))
@@ -132,6 +143,8 @@ def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3),
     features.trainable = not freeze_backbone
     inputs = keras.Input(input_shape, name="image")
     x = features(inputs, training=False if freeze_backbone else None)
+    if normalize_features:
+        x = layers.Normalization(name="head_normalization")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Dense(1, name="head_dense")(x)
     outputs = layers.Activation("sigmoid", dtype="float32", name="head_activation")(x)
@@ -142,7 +155,10 @@ def teacher_head(model):
     """The teacher's Dropout -> Dense -> sigmoid as a model on 2048-d features, sharing weights."""
     feature_dim = model.get_layer("head_dense").kernel.shape[0]
     inputs = keras.Input((feature_dim,), name="features")
-    x = model.get_layer("head_dropout")(inputs)
+    x = inputs
+    if any(layer.name == "head_normalization" for layer in model.layers):
+        x = model.get_layer("head_normalization")(x)
+    x = model.get_layer("head_dropout")(x)
     x = model.get_layer("head_dense")(x)
     outputs = model.get_layer("head_activation")(x)
     return keras.Model(inputs, outputs, name="teacher_head")

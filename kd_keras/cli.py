@@ -1,0 +1,206 @@
+"""The ``kd-keras`` command: thin click wrappers over the library.
+
+Every problem with the user's input ends in one line, ``error: ...``, and exit code 2.
+"""
+
+import json
+import os
+import sys
+
+import click
+
+from kd_keras.errors import UserError
+
+
+def _seeds(ctx, param, value):
+    return [int(v) for v in value] if value else [0]
+
+
+def common(f):
+    """Options shared by the training commands."""
+    options = [
+        click.option("--preset", default="cpu", show_default=True, help="paper | cpu | smoke"),
+        click.option("--data-dir", default="synthetic", show_default=True,
+                     help="image folder, Kaggle layout, 'synthetic[:CLASSES[:N]]' or 'tfds:cats_vs_dogs'"),
+        click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
+        click.option("--seed", "--seeds", "seeds", multiple=True, type=int, callback=_seeds,
+                     help="repeat with each seed (give the option several times)"),
+        click.option("--weights", default="imagenet", show_default=True,
+                     help="teacher/backbone weights: imagenet | none | PATH.h5"),
+        click.option("--deterministic", is_flag=True, help="seeded TensorFlow op determinism"),
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
+                     show_default=True, help="tf.distribute strategy"),
+        click.option("--mixed-precision", type=click.Choice(["off", "float16", "bfloat16"]), default="off",
+                     show_default=True, help="compute in float16/bfloat16; losses stay float32"),
+        click.option("--quiet", is_flag=True, help="no progress bars"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _experiments(preset, data_dir, runs_dir, seeds, weights, deterministic, strategy, mixed_precision, quiet):
+    from kd_keras import presets, runtime
+    from kd_keras.train import Experiment
+
+    chosen = presets.get(preset)
+    distribute = runtime.configure(deterministic=deterministic, strategy=strategy, mixed_precision=mixed_precision)
+    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)  # a line per epoch in log files
+    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, verbose) for seed in seeds]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kd_keras")
+def cli():
+    """Knowledge distillation (ResNet-50 -> ResNet-18) and loss functions for small image sets."""
+
+
+@cli.command("data")
+@click.argument("data_dir")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--runs-dir", default="runs", show_default=True, help="where synthetic/tfds data are made")
+def data_command(data_dir, as_json, runs_dir):
+    """Count images per split and class, and name the unreadable files."""
+    from kd_keras import data, input_pipeline
+
+    dataset = data.scan(data.resolve_source(data_dir, os.path.join(runs_dir, ".cache")))
+    skipped = []
+    for split, items in dataset.splits.items():
+        _, kept, bad = input_pipeline.decode_images([p for p, _ in items], 8, split, log=lambda *_: None)
+        skipped += bad
+        dataset.splits[split] = [items[i] for i in kept]
+    counts = dataset.counts()
+    if as_json:
+        click.echo(json.dumps({"splits": counts, "skipped": skipped}))
+        return
+    for split, per_class in counts.items():
+        click.echo(f"{split}: {sum(per_class.values())} images")
+        for name, n in per_class.items():
+            click.echo(f"  {name}: {n}")
+    click.echo(f"skipped: {len(skipped)}")
+    for line in skipped:
+        click.echo(f"  {line}")
+
+
+@cli.command()
+@common
+def teacher(**options):
+    """Train the ResNet-50 teacher."""
+    from kd_keras import train
+
+    for exp in _experiments(**options):
+        click.echo(train.train_teacher(exp))
+
+
+@cli.command()
+@click.option("--mode", type=click.Choice(["classic", "hard", "soft"]), required=True)
+@click.option("--teacher", "teacher_dir", default=None, help="the teacher's run folder (default: this preset's)")
+@common
+def student(mode, teacher_dir, **options):
+    """Train a ResNet-18 student on true, hard or soft teacher labels."""
+    from kd_keras import train
+
+    for exp in _experiments(**options):
+        click.echo(train.train_student(exp, mode, teacher_dir or exp.run_dir("teacher")))
+
+
+@cli.command()
+@click.option("--generations", default=6, show_default=True, type=int)
+@click.option("--chain", type=click.Choice(["hard", "soft", "both"]), default="both", show_default=True)
+@common
+def recursive(generations, chain, **options):
+    """Recursive distillation: each generation learns from the previous one."""
+    from kd_keras import pipeline
+
+    if generations < 1:
+        raise UserError(f"--generations must be >= 1, got {generations}")
+    for exp in _experiments(**options):
+        pipeline.chains(exp, generations, ("hard", "soft") if chain == "both" else (chain,))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON (last line)")
+@click.option("--images", default=None, type=int, help="number of test images (default: the preset's)")
+@common
+def bench(as_json, images, **options):
+    """Per-image CPU latency of teacher and student at batch size 1."""
+    from kd_keras import pipeline
+
+    if images is not None and images < 1:
+        raise UserError(f"--images must be >= 1, got {images}")
+    exp = _experiments(**options)[0]
+    result = pipeline.timing_run(exp, images)
+    click.echo(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+@cli.command()
+@click.option("--generations", default=6, show_default=True, type=int)
+@click.option("--report/--no-report", default=True, help="write tables and figures at the end")
+@common
+def reproduce(generations, report, **options):
+    """Paper B end to end: teacher, three students, both chains, timing, report."""
+    from kd_keras import pipeline, report as report_module
+
+    if generations < 1:
+        raise UserError(f"--generations must be >= 1, got {generations}")
+    for exp in _experiments(**options):
+        pipeline.reproduce(exp, generations)
+    if report:
+        report_module.write_report(options["runs_dir"], "results", "figures")
+
+
+@cli.command("losses")
+@click.option("--data-dir", "data_dirs", multiple=True, required=True, help="a class-folder dataset (repeatable)")
+@click.option("--loss", "loss_names", multiple=True, default=("softmax", "cosine", "am-softmax"), show_default=True)
+@click.option("--backbone", default="ResNet50", show_default=True)
+@click.option("--preset", default="cpu", show_default=True)
+@click.option("--seed", "--seeds", "seeds", multiple=True, type=int, callback=_seeds)
+@click.option("--weights", default="imagenet", show_default=True)
+@click.option("--runs-dir", default="runs", show_default=True)
+@click.option("--quiet", is_flag=True)
+def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs_dir, quiet):
+    """Paper A: compare losses on small class-folder datasets."""
+    from kd_keras import loss_study, losses, presets
+
+    for name in loss_names:
+        if name not in losses.NAMES:
+            raise UserError(f"unknown loss {name!r}; choose from {', '.join(losses.NAMES)}")
+    loss_study.study_losses(list(data_dirs), list(loss_names), seeds, presets.get(preset), runs_dir,
+                            backbone, weights, verbose=0 if quiet else 1)
+
+
+@cli.command("report")
+@click.option("--runs-dir", default="runs", show_default=True)
+@click.option("--out", default="results", show_default=True)
+@click.option("--figures", default="figures", show_default=True)
+@click.option("--latex", is_flag=True, help="also write LaTeX tables")
+def report_command(runs_dir, out, figures, latex):
+    """Regenerate every table and figure from the run folders (trains nothing)."""
+    from kd_keras import report
+
+    for path in report.write_report(runs_dir, out, figures, latex=latex):
+        click.echo(path)
+
+
+def main(argv=None):
+    """Entry point: ``error: ...`` and exit code 2 for any input problem, never a traceback."""
+    try:
+        cli.main(args=argv, standalone_mode=False, prog_name="kd-keras")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

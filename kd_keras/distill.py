@@ -1,0 +1,114 @@
+"""The ``Distiller``: a Keras model that trains a student on a teacher's predictions.
+
+Paper B's offline distillation: the teacher's probabilities p on the un-augmented
+training images are computed once, and the student trains on augmented images against
+targets made from them:
+
+- ``classic``: the true labels y;
+- ``hard``: ``y_i = 1 if p_i > 0.5 else 0`` (formula 13);
+- ``soft``: ``y_i = p_i`` (formula 14).
+
+Extensions: ``online=True`` calls the teacher inside the training step (its targets then
+see the same augmented image as the student), ``temperature=T`` softens teacher and
+student logits as in Hinton et al. (loss scaled by T²), and ``alpha`` mixes in the
+true-label loss: ``L = alpha * BCE(y, q) + (1 - alpha) * L_distill(target, q)``.
+"""
+
+import keras
+from keras import ops
+
+from kd_keras.losses import SoftTargetBCE
+
+MODES = ("classic", "hard", "soft")
+
+
+class Distiller(keras.Model):
+    """Trains ``student`` against true labels or a teacher's predictions.
+
+    Training data yields ``(images, {"label": y, "teacher": p})`` (offline; ``p`` the
+    teacher's fixed probabilities) or ``(images, y)`` (classic, online, and for
+    validation, where loss and accuracy are against the true labels). Metrics:
+    ``accuracy`` against the training targets and, when both are given, ``label_accuracy``
+    against the true labels.
+
+    Args:
+        student: a Keras model with a sigmoid output.
+        teacher: needed only for ``online=True``.
+        mode: ``"classic"``, ``"hard"`` or ``"soft"``.
+        online: call the teacher in every training step instead of using fixed targets.
+        temperature: T of the soft targets (1 = the paper's plain BCE).
+        alpha: weight of the true-label BCE (0 = the paper's pure distillation).
+
+    Example:
+        >>> distiller = Distiller(kd_keras.models.resnet18((64, 64, 3)), mode="soft")
+        >>> distiller.compile(optimizer=keras.optimizers.Adam(1e-4))
+        >>> distiller.fit(train, validation_data=valid, epochs=100)
+        >>> distiller.student.save("student.keras")
+    """
+
+    def __init__(self, student, teacher=None, mode="soft", online=False, temperature=1.0, alpha=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        if online and teacher is None:
+            raise ValueError("online distillation needs a teacher")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.student, self.teacher = student, teacher
+        self.mode, self.online, self.temperature, self.alpha = mode, online, float(temperature), float(alpha)
+        if teacher is not None:
+            teacher.trainable = False
+        self.label_loss = keras.losses.BinaryCrossentropy()
+        self.distillation_loss = SoftTargetBCE(self.temperature)
+        self.target_accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+        self.label_accuracy = keras.metrics.BinaryAccuracy(name="label_accuracy")
+        if getattr(student, "inputs", None):  # a functional student is built: so is the Distiller
+            self.build(student.input_shape)
+
+    def build(self, input_shape):
+        if not self.student.built:
+            self.student.build(input_shape)
+        self.built = True
+
+    def compile(self, optimizer="adam", **kwargs):
+        """Compiles with the distillation loss; extra arguments go to ``keras.Model.compile``."""
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def _labels_and_targets(self, x, y):
+        """(true labels or None, the targets the student learns)."""
+        if isinstance(y, dict):
+            labels, teacher_p = y.get("label"), y.get("teacher")
+        else:
+            labels, teacher_p = y, None
+        if self.online and self.mode != "classic":
+            teacher_p = self.teacher(x, training=False)
+        if self.mode == "classic" or teacher_p is None:
+            return labels, ops.cast(ops.reshape(labels, (-1, 1)), "float32")
+        teacher_p = ops.cast(ops.reshape(teacher_p, (-1, 1)), "float32")
+        if self.mode == "hard":
+            teacher_p = ops.cast(teacher_p > 0.5, "float32")
+        return labels, teacher_p
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        labels, targets = self._labels_and_targets(x, y)
+        self._step_targets = (labels, targets)  # compute_metrics reuses them: one teacher call a step
+        loss = self.distillation_loss(targets, y_pred, sample_weight)
+        if self.alpha and labels is not None and self.mode != "classic":
+            labels = ops.cast(ops.reshape(labels, (-1, 1)), "float32")
+            loss = self.alpha * self.label_loss(labels, y_pred, sample_weight) + (1.0 - self.alpha) * loss
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        labels, targets = getattr(self, "_step_targets", None) or self._labels_and_targets(x, y)
+        self._step_targets = None
+        # Formulas 11-12: right when target and prediction are both > 0.5 or both <= 0.5.
+        self.target_accuracy.update_state(ops.cast(targets > 0.5, "float32"), y_pred, sample_weight)
+        if isinstance(y, dict) and labels is not None:
+            self.label_accuracy.update_state(ops.reshape(labels, (-1, 1)), y_pred, sample_weight)
+        return {m.name: m.result() for m in self.metrics
+                if m.name != "label_accuracy" or isinstance(y, dict)}

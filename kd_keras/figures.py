@@ -1,0 +1,148 @@
+"""The figures of both papers as PNG files (matplotlib, no screen needed)."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kd_keras import paper_values as paper  # noqa: E402
+from kd_keras.runs import read_history  # noqa: E402
+
+NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
+_PNG = {"Software": None}  # no version stamp: same runs, same bytes where matplotlib allows
+
+
+def _save(fig, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=_PNG)
+    plt.close(fig)
+    return path
+
+
+def training_curves(seed_dir, path):
+    """Paper Fig. 2-5: loss and accuracy per epoch, train and valid, for teacher and students."""
+    fig, axes = plt.subplots(2, 4, figsize=(16, 6.5), squeeze=False)
+    for col, (net, run) in enumerate(NETWORKS.items()):
+        rows = read_history(os.path.join(seed_dir, run, "history.csv"))
+        for row, metric in enumerate(("loss", "accuracy")):
+            ax = axes[row][col]
+            if rows:
+                epochs = [r["epoch"] for r in rows]
+                ax.plot(epochs, [r[metric] for r in rows], "o-", ms=3, label="train")
+                ax.plot(epochs, [r[f"val_{metric}"] for r in rows], "s-", ms=3, label="valid")
+                ax.legend()
+            else:
+                ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+            ax.set(title=f"{net}: {metric}", xlabel="epoch", ylabel=metric)
+            ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def histogram_bars(seed_metrics, split, path):
+    """Paper Fig. 6-8: relative frequency of predictions in 20 bins, paper beside ours."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), sharey=True)
+    centers = np.arange(20) * 0.05 + 0.025
+    width = 0.05 / 5
+    for ax, who in zip(axes, ("paper", "ours")):
+        for i, (net, run) in enumerate(NETWORKS.items()):
+            if who == "paper":
+                values = paper.HISTOGRAMS[split][net]
+            elif run in seed_metrics:
+                values = seed_metrics[run]["eval"][split]["histogram"]
+            else:
+                continue
+            ax.bar(centers + (i - 1.5) * width, values, width=width, label=net)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set(title=f"{who}: predictions on {split}", xlabel="prediction p (bins of 0.05)",
+               ylabel="relative frequency (symlog)", xlim=(0, 1))
+        ax.legend()
+    return _save(fig, path)
+
+
+def chain_curves(seed_metrics, path):
+    """Accuracy and uncertainty against generation for both chains, ours beside the paper."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for kind, color in (("hard", "tab:red"), ("soft", "tab:blue")):
+        runs = [f"student-{kind}"] + [f"{kind}-chain-{k}" for k in range(1, 7)]
+        for ax, index, name in ((axes[0], 0, "test accuracy"), (axes[1], 1, "test uncertainty")):
+            ax.plot(range(7), [paper.CHAINS[kind][k]["test"][index] for k in range(7)], "--", color=color,
+                    alpha=0.6, label=f"{kind} chain, paper")
+            ours = [(k, seed_metrics[r]["eval"]["test"]["accuracy" if index == 0 else "uncertainty"])
+                    for k, r in enumerate(runs) if r in seed_metrics]
+            if ours:
+                ax.plot(*zip(*ours), "o-", color=color, label=f"{kind} chain, ours")
+            ax.set(xlabel="generation (0 = student)", ylabel=name, title=name)
+            ax.grid(alpha=0.3)
+            ax.legend()
+    return _save(fig, path)
+
+
+def soft_chain_histograms(seed_metrics, path):
+    """Paper Fig. 9: test histograms of the soft chain, one bar group per generation."""
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    runs = [r for r in ["student-soft"] + [f"soft-chain-{k}" for k in range(1, 7)] if r in seed_metrics]
+    width = 0.05 / (len(runs) + 1)
+    for i, run in enumerate(runs):
+        ax.bar(np.arange(20) * 0.05 + (i + 0.5) * width, seed_metrics[run]["eval"]["test"]["histogram"],
+               width=width, label=run)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set(xlabel="prediction p (bins of 0.05)", ylabel="relative frequency (symlog)",
+           title="soft chain: test predictions per generation (ours)", xlim=(0, 1))
+    ax.legend(ncol=4, fontsize=8)
+    return _save(fig, path)
+
+
+def latency_bars(timing, path):
+    """Per-image latency of teacher and student: paper (s) beside ours (model only, end to end)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    labels = ["paper (i7-7500U, end to end)", "ours, model only", "ours, end to end"]
+    teacher = [paper.LATENCY_S["teacher"] * 1000, timing["teacher_ms"], timing["teacher_ms_end_to_end"]]
+    student = [paper.LATENCY_S["student"] * 1000, timing["student_ms"], timing["student_ms_end_to_end"]]
+    x = np.arange(3)
+    ax.bar(x - 0.2, teacher, 0.4, label="ResNet-50 teacher")
+    ax.bar(x + 0.2, student, 0.4, label="ResNet-18 student")
+    for i in range(3):
+        ax.text(x[i], max(teacher[i], student[i]) * 1.02, f"{teacher[i] / student[i]:.2f}x", ha="center")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set(ylabel="ms per image (batch size 1)", title=f"CPU latency at {timing['size']} px")
+    ax.legend()
+    return _save(fig, path)
+
+
+def kd_figures(seeds, folder):
+    """All distillation figures for the first seed of a group; returns the paths."""
+    seed_dir, seed_metrics = next(iter(seeds.items()))
+    paths = [training_curves(seed_dir, os.path.join(folder, "curves.png"))]
+    paths += [histogram_bars(seed_metrics, s, os.path.join(folder, f"histogram_{s}.png"))
+              for s in ("test", "valid", "train") if "teacher" in seed_metrics or "student-soft" in seed_metrics]
+    paths.append(chain_curves(seed_metrics, os.path.join(folder, "chains.png")))
+    if "student-soft" in seed_metrics:
+        paths.append(soft_chain_histograms(seed_metrics, os.path.join(folder, "soft_chain_histograms.png")))
+    if "timing" in seed_metrics:
+        paths.append(latency_bars(seed_metrics["timing"], os.path.join(folder, "latency.png")))
+    return paths
+
+
+def loss_figures(datasets, folder):
+    """Thesis Fig. 6-7: per dataset, one panel per loss with train and valid loss per epoch."""
+    paths = []
+    for dataset, by_loss in sorted(datasets.items()):
+        fig, axes = plt.subplots(1, len(by_loss), figsize=(5 * len(by_loss), 4), squeeze=False)
+        for ax, (loss, seeds) in zip(axes[0], sorted(by_loss.items())):
+            histories = [read_history(os.path.join(d, "history.csv")) for _, d in sorted(seeds.items())]
+            n = min(len(h) for h in histories)
+            for key, label in (("loss", "train"), ("val_loss", "valid")):
+                values = np.array([[r[key] for r in h[:n]] for h in histories])
+                mean, std = values.mean(0), values.std(0)
+                epochs = np.arange(1, n + 1)
+                ax.plot(epochs, mean, "o-", ms=3, label=f"{label} (mean of {len(histories)} seeds)")
+                ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+            ax.set(title=f"{dataset}: {loss}", xlabel="epoch", ylabel="loss")
+            ax.grid(alpha=0.3)
+            ax.legend()
+        paths.append(_save(fig, os.path.join(folder, f"loss_curves_{dataset}.png")))
+    return paths

@@ -1,0 +1,73 @@
+"""Run presets: plain dataclasses with flat fields.
+
+- ``paper``: every setting of the papers (a GPU job: 17,500 images, 100 epochs).
+- ``cpu``: a reduced replay for a 2-core CPU without GPU; see the README for its minutes.
+- ``smoke``: the same pipeline in seconds to minutes, for tests and the demo.
+
+Example:
+    >>> from kd_keras import presets
+    >>> presets.get("cpu").student_epochs
+    8
+"""
+
+import dataclasses
+
+from kd_keras.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """All settings of one scale. ``None`` as a per-class limit keeps every image."""
+
+    name: str
+    image_size: int = 224
+    train_per_class: int | None = None
+    valid_per_class: int | None = None
+    test_per_class: int | None = None
+    batch_size: int = 32
+    # Teacher: ResNet-50, Adam 1e-3 with legacy decay 0.01, flips, 25 epochs.
+    teacher_epochs: int = 25
+    teacher_lr: float = 1e-3
+    teacher_decay: float = 0.01
+    teacher_fine_tune: bool = False
+    # Students and chains: ResNet-18, Adam 1e-4, no decay, flips + 0.4 shifts, 100 epochs.
+    student_epochs: int = 100
+    student_lr: float = 1e-4
+    student_decay: float = 0.0
+    student_shift: float = 0.4
+    augmented_evaluations: int = 5
+    generations: int = 6
+    # Timing (section 4.1): per-image latency at batch size 1.
+    timing_images: int = 3750
+    timing_size: int = 224
+    # Loss study (paper A); the thesis gives none of these: documented assumptions.
+    loss_image_size: int = 224
+    loss_epochs: int = 10
+    loss_lr: float = 1e-4
+    loss_batch_size: int = 32
+    loss_fine_tune: bool = True
+    loss_train_per_class: int | None = None
+    loss_valid_per_class: int | None = None
+
+
+PRESETS = {
+    "paper": Preset("paper"),
+    "cpu": Preset(
+        "cpu", image_size=64, train_per_class=400, valid_per_class=150, test_per_class=150,
+        teacher_epochs=25, student_epochs=8, augmented_evaluations=3, timing_images=100,
+        loss_image_size=128, loss_epochs=30, loss_lr=1e-3, loss_fine_tune=False,
+    ),
+    "smoke": Preset(
+        "smoke", image_size=32, train_per_class=24, valid_per_class=8, test_per_class=8,
+        batch_size=16, teacher_epochs=2, student_epochs=2, augmented_evaluations=2,
+        timing_images=3, timing_size=64, loss_image_size=32, loss_epochs=2, loss_lr=1e-3,
+        loss_fine_tune=False, loss_train_per_class=20, loss_valid_per_class=10,
+    ),
+}
+
+
+def get(name):
+    """The preset called ``name``; a :class:`UserError` names the choices otherwise."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

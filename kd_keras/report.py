@@ -1,0 +1,206 @@
+"""``kd-keras report``: every table and figure of both papers, from the run folders.
+
+Nothing is trained. Missing runs leave their cells marked "not run"; the same run
+folders give byte-identical tables.
+"""
+
+import glob
+import os
+
+import numpy as np
+
+from kd_keras import figures, metrics, paper_values as paper
+from kd_keras.runs import read_json
+from kd_keras.tables import NOT_RUN, Table, difference, mean_std
+
+NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
+KD_SETS = {
+    "train": "train (best during training)", "valid": "valid (best during training)",
+    "test": "test, no augmentation", "test_aug": "test, with augmentation",
+    "test_teacher": "test vs teacher labels, no aug", "test_aug_teacher": "test vs teacher labels, aug",
+}
+
+
+def _load(path):
+    return read_json(path) if os.path.exists(path) else None
+
+
+def kd_groups(runs_dir):
+    """``{group: {seed_dir: {run_name: metrics}}}`` for every distillation group under ``runs_dir``."""
+    groups = {}
+    for group_dir in sorted(glob.glob(os.path.join(runs_dir, "*-*"))):
+        name = os.path.basename(group_dir)
+        if name.startswith("losses-") or not os.path.isdir(group_dir):
+            continue
+        seeds = {}
+        for seed_dir in sorted(glob.glob(os.path.join(group_dir, "seed*"))):
+            found = {os.path.basename(os.path.dirname(p)): read_json(p)
+                     for p in sorted(glob.glob(os.path.join(seed_dir, "*", "metrics.json")))}
+            if found:
+                seeds[seed_dir] = found
+        if seeds:
+            groups[name] = seeds
+    return groups
+
+
+def kd_value(m, which):
+    """(loss, accuracy) of one run for a row of the teacher/students table."""
+    if m is None:
+        return None, None
+    source = {"train": ("best", "train"), "valid": ("best", "valid")}.get(which)
+    if source:
+        best = m.get("best", {})
+        return best.get(f"{source[1]}_loss"), best.get(f"{source[1]}_accuracy")
+    key = {"test": None, "test_aug": "test_augmented", "test_teacher": "test_teacher_labels",
+           "test_aug_teacher": "test_teacher_labels_augmented"}[which]
+    entry = m["eval"]["test"] if key is None else m.get(key)
+    return (entry["loss"], entry["accuracy"]) if entry else (None, None)
+
+
+def _per_seed(seeds, run_name, fn):
+    return [fn(runs.get(run_name)) for runs in seeds.values() if run_name in runs]
+
+
+def _scale_caption(seeds):
+    first = next(iter(seeds.values()))
+    some = first.get("teacher") or next(iter(first.values()))
+    n = {s: some["eval"][s]["n"] for s in ("train", "valid", "test")} if "eval" in some else {}
+    config = _load(os.path.join(next(iter(seeds)), "teacher", "config.json")) or {}
+    preset = config.get("preset", {})
+    return (f"Ours: preset `{preset.get('name', '?')}`, {preset.get('image_size', '?')} px, "
+            f"train/valid/test = {n.get('train', '?')}/{n.get('valid', '?')}/{n.get('test', '?')} images, "
+            f"teacher weights `{config.get('weights', '?')}`, seeds: {len(seeds)}, data `{config.get('data_dir', '?')}`. "
+            f"Paper: 224 px, 17,500/3,750/3,750 images, ImageNet weights.")
+
+
+def kd_tables(seeds, caption):
+    results = Table("teacher_students", "Teacher and students: loss and accuracy",
+                    ["network", "set", "loss paper", "loss ours", "Δ loss", "acc paper", "acc ours", "Δ acc"], caption)
+    for net, run in NETWORKS.items():
+        for which, label in KD_SETS.items():
+            if (net, which) not in paper.KD_TABLE:
+                continue
+            p_loss, p_acc = paper.KD_TABLE[(net, which)]
+            values = _per_seed(seeds, run, lambda m: kd_value(m, which))
+            losses_, accs = [v[0] for v in values], [v[1] for v in values]
+            results.add(net, label, p_loss, mean_std(losses_), difference(losses_, p_loss),
+                        p_acc, mean_std(accs), difference(accs, p_acc))
+    unc = Table("uncertainty", "Accuracy and degree of uncertainty (formula 15)",
+                ["network", "set", "acc paper", "acc ours", "Δ acc", "unc paper", "unc ours", "Δ unc"], caption)
+    for net, run in NETWORKS.items():
+        for s in ("train", "valid", "test"):
+            p_acc, p_unc = paper.UNCERTAINTY[net][s]
+            accs = _per_seed(seeds, run, lambda m: m["eval"][s]["accuracy"])
+            uncs = _per_seed(seeds, run, lambda m: m["eval"][s]["uncertainty"])
+            unc.add(net, s, p_acc, mean_std(accs), difference(accs, p_acc),
+                    p_unc, mean_std(uncs, 5), difference(uncs, p_unc, 5))
+    hists = []
+    for s in ("test", "valid", "train"):
+        table = Table(f"histogram_{s}", f"Histogram of predictions on {s} (relative frequency, 20 bins)",
+                      ["bin"] + [f"{net} {who}" for net in NETWORKS for who in ("paper", "ours")], caption)
+        ours = {net: _per_seed(seeds, run, lambda m: m["eval"][s]["histogram"]) for net, run in NETWORKS.items()}
+        for b in range(20):
+            cells = []
+            for net in NETWORKS:
+                cells += [f"{paper.HISTOGRAMS[s][net][b]:.5f}", mean_std([h[b] for h in ours[net]], 5)]
+            table.add(f"[{b * 0.05:.2f}, {(b + 1) * 0.05:.2f}{']' if b == 19 else ')'}", *cells)
+        hists.append(table)
+    chain = Table("chains", "Recursive distillation: accuracy / uncertainty per generation",
+                  ["chain", "generation", "set", "acc paper", "acc ours", "unc paper", "unc ours"], caption)
+    for kind in ("hard", "soft"):
+        for k in range(7):
+            run = f"student-{kind}" if k == 0 else f"{kind}-chain-{k}"
+            for s in ("train", "valid", "test"):
+                p_acc, p_unc = paper.CHAINS[kind][k][s]
+                accs = _per_seed(seeds, run, lambda m: m["eval"][s]["accuracy"])
+                uncs = _per_seed(seeds, run, lambda m: m["eval"][s]["uncertainty"])
+                chain.add(kind, k, s, p_acc, mean_std(accs), p_unc, mean_std(uncs, 5))
+    epochs = Table("epochs_to_best", "Epoch of the best validation accuracy",
+                   ["network", "paper (of 100)", "ours"], caption)
+    for net in ("classic", "hard", "soft"):
+        ours = _per_seed(seeds, NETWORKS[net], lambda m: m["best"].get("best_epoch"))
+        total = _per_seed(seeds, NETWORKS[net], lambda m: m["best"].get("epochs"))
+        cell = f"{mean_std(ours, 1)} of {total[0]}" if ours else NOT_RUN
+        epochs.add(net, paper.EPOCHS_TO_BEST.get(net, "not reported"), cell)
+    return [results, unc, *hists, chain, epochs]
+
+
+def timing_table(seeds, caption):
+    table = Table("timing", "Inference time per image at batch size 1 (CPU)",
+                  ["network", "paper s/img (load+preprocess)", "ours ms/img model only", "ours ms/img end to end"],
+                  caption)
+    runs_ = [r["timing"] for r in seeds.values() if "timing" in r]
+    for net in ("teacher", "student"):
+        table.add(net, paper.LATENCY_S[net], mean_std([r[f"{net}_ms"] for r in runs_], 2),
+                  mean_std([r[f"{net}_ms_end_to_end"] for r in runs_], 2))
+    table.add("speedup (teacher / student)", paper.SPEEDUP, mean_std([r["speedup"] for r in runs_], 2),
+              mean_std([r["speedup_end_to_end"] for r in runs_], 2))
+    if runs_:
+        table.caption += (f" Timing: {runs_[0]['images']} test images at {runs_[0]['size']} px on this machine; "
+                          "paper: 3,750 images on a 2-core i7-7500U.")
+    return table
+
+
+def loss_groups(runs_dir):
+    """``{preset: {dataset: {loss: {seed: run_dir}}}}`` of finished loss-study runs."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(runs_dir, "losses-*", "*", "*", "seed*", "metrics.json"))):
+        seed_dir = os.path.dirname(path)
+        loss_dir = os.path.dirname(seed_dir)
+        dataset_dir = os.path.dirname(loss_dir)
+        preset = os.path.basename(os.path.dirname(dataset_dir))[len("losses-"):]
+        found.setdefault(preset, {}).setdefault(os.path.basename(dataset_dir), {}).setdefault(
+            os.path.basename(loss_dir), {})[os.path.basename(seed_dir)] = seed_dir
+    return found
+
+
+def loss_table(preset, datasets):
+    """Table 4's layout: losses by datasets, mean ± std over seeds, exact McNemar vs the best loss."""
+    names = sorted(datasets)
+    table = Table(f"losses_{preset}", f"Loss functions: valid accuracy after training (preset {preset})",
+                  ["loss"] + [f"{d} {what}" for d in names for what in ("ours", "thesis", "McNemar p vs best")],
+                  "McNemar: exact two-sided test on the same valid images, paired by seed, "
+                  "against the loss with the best mean accuracy on that dataset.")
+    losses_ = sorted({loss for d in names for loss in datasets[d]})
+    cells = {loss: [] for loss in losses_}
+    for d in names:
+        acc = {loss: [read_json(os.path.join(r, "metrics.json"))["valid_accuracy"]
+                      for _, r in sorted(datasets[d].get(loss, {}).items())] for loss in losses_}
+        ranked = [loss for loss in losses_ if acc[loss]]
+        best = max(ranked, key=lambda loss: np.mean(acc[loss])) if ranked else None
+        for loss in losses_:
+            p_value = ""
+            if best and acc[loss] and loss != best:
+                p_value = f"{_paired_mcnemar(datasets[d][best], datasets[d][loss]):.3g}"
+            elif loss == best:
+                p_value = "best"
+            thesis = paper.LOSS_TABLE.get(loss, {}).get(d.lower().replace("-", "").replace("_", ""))
+            cells[loss] += [mean_std(acc[loss], 3), "" if thesis is None else f"{thesis:.2f}", p_value]
+    for loss in losses_:
+        table.add(loss, *cells[loss])
+    return table
+
+
+def _paired_mcnemar(runs_a, runs_b):
+    right_a, right_b = [], []
+    for seed in sorted(set(runs_a) & set(runs_b)):
+        a, b = np.load(os.path.join(runs_a[seed], "predictions.npz")), np.load(os.path.join(runs_b[seed], "predictions.npz"))
+        right_a.append(a["predicted"] == a["label"])
+        right_b.append(b["predicted"] == b["label"])
+    return metrics.mcnemar_exact(np.concatenate(right_a), np.concatenate(right_b))
+
+
+def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=print):
+    """Writes every table (Markdown, CSV, LaTeX) and figure; returns the paths written."""
+    written = []
+    for group, seeds in kd_groups(runs_dir).items():
+        caption = _scale_caption(seeds)
+        for table in kd_tables(seeds, caption) + [timing_table(seeds, caption)]:
+            written += table.write(os.path.join(out, group), latex)
+        written += figures.kd_figures(seeds, os.path.join(figures_dir, group))
+    for preset, datasets in loss_groups(runs_dir).items():
+        written += loss_table(preset, datasets).write(out, latex)
+        written += figures.loss_figures(datasets, os.path.join(figures_dir, f"losses-{preset}"))
+    if not written:
+        log(f"no finished runs under {runs_dir}; nothing to report")
+    return written

@@ -1,0 +1,135 @@
+"""The run folder: atomic files, resume after a crash, the best model, and a NaN guard.
+
+A run folder holds ``config.json``, ``split.json``, ``history.csv``, ``checkpoint/`` (what
+resume needs), ``model.keras`` (the best-validation model), ``predictions.npz`` and
+``metrics.json`` (written last: a run with it is complete and is reused).
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+
+from kd_keras.errors import NonFiniteLossError
+
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def write_text(path, text):
+    """Writes ``text`` through a temporary file and a rename, so readers never see half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_predictions(path, **arrays):
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def read_history(path):
+    """History rows as dicts of floats, one per epoch (a row rewritten on resume counts once)."""
+    if not os.path.exists(path):
+        return []
+    rows = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+    return [rows[e] for e in sorted(rows)]
+
+
+def is_complete(run_dir):
+    return os.path.exists(os.path.join(run_dir, "metrics.json"))
+
+
+class RunMonitor(keras.callbacks.Callback):
+    """Writes ``history.csv`` each epoch, keeps the best-validation model, stops on NaN.
+
+    Put it before ``keras.callbacks.BackupAndRestore`` so an epoch is recorded before the
+    resume state says it is done. On restart it reads the history back, so the best
+    value survives a crash.
+
+    Args:
+        run_dir: the run folder.
+        save_best: ``save_best(path)`` writes the model to keep (the student, for a Distiller).
+        monitor: the value that picks the best epoch (the paper's "best validation quality").
+    """
+
+    def __init__(self, run_dir, save_best, monitor="val_accuracy"):
+        super().__init__()
+        self.run_dir, self.save_best, self.monitor = run_dir, save_best, monitor
+        self.history_path = os.path.join(run_dir, "history.csv")
+        self.best_path = os.path.join(run_dir, "model.keras")
+
+    def on_train_begin(self, logs=None):
+        self.rows = read_history(self.history_path)
+        values = [r[self.monitor] for r in self.rows if self.monitor in r]
+        self.best = max(values) if values and os.path.exists(self.best_path) else -math.inf
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLossError(
+                f"loss became {float(loss)} in epoch {self.epoch + 1}; training stopped, the last "
+                f"good checkpoint is kept in {self.run_dir}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        row = {"epoch": epoch + 1, **{k: logs[k] for k in logs}}
+        self.rows = [r for r in self.rows if r["epoch"] != epoch + 1] + [row]
+        fields = list(HISTORY_FIELDS) + sorted({k for r in self.rows for k in r} - set(HISTORY_FIELDS))
+        lines = [",".join(fields)] + [",".join(repr(r[f]) if f in r else "" for f in fields) for r in self.rows]
+        if self.monitor in logs and logs[self.monitor] > self.best:
+            self.best = logs[self.monitor]
+            tmp = os.path.join(self.run_dir, "model.tmp.keras")
+            self.save_best(tmp)
+            os.replace(tmp, self.best_path)
+        write_text(self.history_path, "\n".join(lines) + "\n")
+
+
+def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1):
+    """``model.fit`` that resumes from the last completed epoch after any crash.
+
+    Returns the history rows of all epochs, including those of earlier attempts.
+    """
+    checkpoint = os.path.join(run_dir, "checkpoint")
+    callbacks = [RunMonitor(run_dir, save_best), keras.callbacks.BackupAndRestore(checkpoint)]
+    model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return read_history(os.path.join(run_dir, "history.csv"))
+
+
+def best_of_history(rows):
+    """The paper's "best during training": min loss / max accuracy per set, and the best epoch."""
+    if not rows:
+        return {}
+    best = {
+        "train_loss": min(r["loss"] for r in rows),
+        "train_accuracy": max(r["accuracy"] for r in rows),
+        "epochs": len(rows),
+    }
+    if "val_accuracy" in rows[0]:
+        best_row = max(rows, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+        best.update(valid_loss=min(r["val_loss"] for r in rows),
+                    valid_accuracy=best_row["val_accuracy"], best_epoch=int(best_row["epoch"]))
+    return best

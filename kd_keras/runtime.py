@@ -1,0 +1,31 @@
+"""Process-wide training settings: determinism, distribution strategy, mixed precision."""
+
+import keras
+import tensorflow as tf
+
+from kd_keras.errors import UserError
+
+
+def configure(deterministic=False, strategy="default", mixed_precision="off"):
+    """Applies the settings and returns the ``tf.distribute`` strategy (None for the default).
+
+    Args:
+        deterministic: TensorFlow op determinism; with the per-run seeds, two runs with the
+            same seed give identical results on CPU.
+        strategy: ``"default"``, ``"mirrored"`` (all local GPUs, or CPU devices) or
+            ``"multiworker"`` (machines named in ``TF_CONFIG``).
+        mixed_precision: ``"off"``, ``"float16"`` or ``"bfloat16"``; the networks' outputs
+            and every loss stay float32.
+    """
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if mixed_precision not in ("off", "float16", "bfloat16"):
+        raise UserError(f"unknown mixed precision {mixed_precision!r}; use off, float16 or bfloat16")
+    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "off" else f"mixed_{mixed_precision}")
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if strategy not in ("default", None):
+        raise UserError(f"unknown strategy {strategy!r}; use default, mirrored or multiworker")
+    return None

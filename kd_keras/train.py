@@ -1,0 +1,333 @@
+"""Paper B's experiments: the teacher, the three students and the recursive chains.
+
+Each function trains one model into one run folder and returns that folder. A finished
+run (one with ``metrics.json``) is reused; an interrupted one resumes from its last
+completed epoch. Children (students, generations) reuse their parent's split.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras import data, input_pipeline, metrics, models, runs
+from kd_keras.distill import Distiller
+from kd_keras.errors import UserError
+from kd_keras.schedules import legacy_decay
+
+
+@dataclasses.dataclass
+class Experiment:
+    """Where data come from, where runs go, and how to train.
+
+    Attributes:
+        preset: a :class:`kd_keras.presets.Preset`.
+        data_dir: a ``--data-dir`` value (a folder, ``synthetic``, ``tfds:cats_vs_dogs``).
+        runs_dir: the root of all run folders.
+        seed: the seed of splits, initialisation and augmentation.
+        weights: the teacher's ResNet-50 weights: ``"imagenet"``, ``"none"`` or a path.
+        strategy: a ``tf.distribute`` strategy, or None for the default device.
+        verbose: Keras's progress bar (1), a line per epoch (2) or silence (0).
+    """
+
+    preset: object
+    data_dir: str = "synthetic"
+    runs_dir: str = "runs"
+    seed: int = 0
+    weights: str = "imagenet"
+    strategy: object = None
+    verbose: int = 1
+
+    @property
+    def cache_dir(self):
+        return os.path.join(self.runs_dir, ".cache")
+
+    def run_dir(self, name):
+        source = os.path.basename(os.path.normpath(self.data_dir)).replace(":", "-")
+        return os.path.join(self.runs_dir, f"{source}-{self.preset.name}", f"seed{self.seed}", name)
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy else _NullScope()
+
+    def log(self, message):
+        if self.verbose:
+            print(message, flush=True)
+
+
+class _NullScope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+SPLITS = ("train", "valid", "test")
+
+
+def prepare_split(exp, run_dir, parent_dir=None):
+    """The run's split: the parent's, or the data source scanned, split and subsampled."""
+    path = os.path.join(run_dir, "split.json")
+    if os.path.exists(path):
+        return data.Dataset.load(path)
+    if parent_dir is not None:
+        dataset = data.Dataset.load(os.path.join(parent_dir, "split.json"))
+    else:
+        folder = data.resolve_source(exp.data_dir, exp.cache_dir)
+        dataset = data.split(data.scan(folder), seed=exp.seed)
+        p = exp.preset
+        limits = {"train": p.train_per_class, "valid": p.valid_per_class, "test": p.test_per_class}
+        dataset = data.subsample(dataset, limits, seed=exp.seed)
+        if len(dataset.class_names) != 2:
+            raise UserError(f"distillation is binary; {exp.data_dir} has {len(dataset.class_names)} classes")
+        images = load_images(exp, dataset)  # drop unreadable files before saving the split
+        dataset.splits = {s: images[s][2] for s in SPLITS}
+    dataset.save(path)
+    return dataset
+
+
+def load_images(exp, dataset):
+    """Split -> (uint8 images, labels, kept items), decoded once into the shared cache."""
+    loaded = {}
+    for s in SPLITS:
+        images, labels, kept, _ = input_pipeline.cached_images(
+            dataset.splits[s], exp.preset.image_size, exp.cache_dir, label=s, log=exp.log)
+        loaded[s] = (images, labels, kept)
+    return loaded
+
+
+def _start(exp, name, config, parent_dir=None):
+    run_dir = exp.run_dir(name)
+    os.makedirs(run_dir, exist_ok=True)
+    full_config = {"name": name, "preset": dataclasses.asdict(exp.preset), "data_dir": exp.data_dir,
+                   "seed": exp.seed, "parent": parent_dir, **config}
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.exists(config_path) and runs.read_json(config_path) != full_config:
+        raise UserError(f"{run_dir} was made with other settings; remove it or use another --runs-dir")
+    runs.write_json(config_path, full_config)
+    keras.utils.set_random_seed(exp.seed)
+    return run_dir
+
+
+def _adam(lr, decay):
+    return keras.optimizers.Adam(legacy_decay(lr, decay) if decay else lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+
+
+def _predict(model, images, batch_size=64):
+    dataset = input_pipeline.pipeline(images, np.zeros(len(images), "float32"), batch_size)
+    return model.predict(dataset.map(lambda x, y: x), verbose=0).reshape(-1)
+
+
+def _predict_splits(model, images_by_split):
+    """Predictions per split from one ``predict`` call (one trace instead of one per split)."""
+    names = list(images_by_split)
+    p = _predict(model, np.concatenate([images_by_split[s] for s in names]))
+    ends = np.cumsum([len(images_by_split[s]) for s in names])
+    return dict(zip(names, np.split(p, ends[:-1])))
+
+
+def _best_augmented(predict_augmented, labels, repeats):
+    """The paper's test with the training augmentation: best accuracy over ``repeats`` draws."""
+    scored = []
+    for _ in range(repeats):
+        p = predict_augmented()
+        scored.append((metrics.accuracy(p, labels), -metrics.binary_crossentropy(p, labels), p))
+    accuracy, neg_loss, p = max(scored, key=lambda s: s[:2])
+    return {"accuracy": accuracy, "loss": -neg_loss, "repeats": repeats}, p
+
+
+def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_labels=None, augmented=None):
+    """Writes predictions.npz and metrics.json (last, atomically)."""
+    runs.save_predictions(os.path.join(run_dir, "predictions.npz"), **predictions,
+                          **{f"label_{s}": labels[s] for s in SPLITS})
+    result = {"best": runs.best_of_history(history), "seconds": round(time.time() - started, 1), **extra}
+    result["eval"] = {s: metrics.summary(predictions[s], labels[s]) for s in SPLITS}
+    if augmented is not None:
+        result["test_augmented"], p_aug = augmented(labels["test"])
+        if teacher_labels is not None:
+            result["test_teacher_labels"] = {
+                "accuracy": metrics.accuracy(predictions["test"], teacher_labels),
+                "loss": metrics.binary_crossentropy(predictions["test"], teacher_labels)}
+            result["test_teacher_labels_augmented"] = {
+                "accuracy": metrics.accuracy(p_aug, teacher_labels),
+                "loss": metrics.binary_crossentropy(p_aug, teacher_labels)}
+    runs.write_json(os.path.join(run_dir, "metrics.json"), result)
+    exp.log(f"{os.path.relpath(run_dir, exp.runs_dir)}: test accuracy {result['eval']['test']['accuracy']:.4f}")
+    return run_dir
+
+
+def _features(backbone, images, label, exp):
+    exp.log(f"features of {label}: {len(images)} images")
+    dataset = input_pipeline.pipeline(images, np.zeros(len(images), "float32"), 64).map(lambda x, y: x)
+    return backbone.predict(dataset, verbose=exp.verbose)
+
+
+def train_teacher(exp):
+    """The ResNet-50 teacher: Adam 1e-3, legacy decay 0.01, horizontal flips, batch 32.
+
+    With a frozen backbone (the default) the 2048-d features of every training image
+    and of its mirror image are computed once and the head trains on them, each epoch
+    seeing each image or its mirror at random: exactly flip augmentation, far cheaper.
+    With ``preset.teacher_fine_tune`` the whole network trains on images instead.
+    """
+    p = exp.preset
+    name = "teacher"
+    run_dir = _start(exp, name, {"kind": "teacher", "weights": str(exp.weights), "fine_tune": p.teacher_fine_tune,
+                                 "normalized_features": not p.teacher_fine_tune and not models.is_pretrained(exp.weights)})
+    if runs.is_complete(run_dir):
+        exp.log(f"{run_dir}: done, reused")
+        return run_dir
+    started = time.time()
+    dataset = prepare_split(exp, run_dir)
+    images = load_images(exp, dataset)
+    labels = {s: images[s][1].astype("float32") for s in SPLITS}
+    with exp.scope():
+        normalize = not p.teacher_fine_tune and not models.is_pretrained(exp.weights)
+        model = models.teacher(exp.weights, not p.teacher_fine_tune, (p.image_size, p.image_size, 3),
+                               normalize_features=normalize)
+        if p.teacher_fine_tune:
+            return _train_on_images(exp, run_dir, model, images, labels, p.teacher_lr, p.teacher_decay,
+                                    p.teacher_epochs, shift=0.0, started=started, extra={"kind": "teacher"})
+    backbone = models.teacher_backbone(model)
+    feats = {s: _features(backbone, images[s][0], s, exp) for s in SPLITS}
+    mirror = {s: _features(backbone, images[s][0][:, :, ::-1], f"{s} (mirrored)", exp) for s in ("train", "test")}
+    if normalize:
+        model.get_layer("head_normalization").adapt(np.concatenate([feats["train"], mirror["train"]]))
+    with exp.scope():
+        head = models.teacher_head(model)
+        head.compile(_adam(p.teacher_lr, p.teacher_decay), "binary_crossentropy", metrics=["accuracy"])
+
+    def flipped_at_random(features, mirrored, y):
+        pick = tf.random.uniform(()) < 0.5
+        return tf.where(pick, mirrored, features), y
+
+    train = tf.data.Dataset.from_tensor_slices((feats["train"], mirror["train"], labels["train"]))
+    train = train.shuffle(len(labels["train"]), seed=exp.seed).map(flipped_at_random).batch(p.batch_size)
+    valid = tf.data.Dataset.from_tensor_slices((feats["valid"], labels["valid"])).batch(p.batch_size)
+    history = runs.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
+                                 save_best=lambda path: model.save(path), verbose=exp.verbose)
+    best = keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    best_head = models.teacher_head(best)
+    predictions = {s: best_head.predict(feats[s], verbose=0).reshape(-1) for s in SPLITS}
+    rng = np.random.default_rng(exp.seed)
+
+    def augmented(y):
+        def draw():
+            flip = rng.random(len(y)) < 0.5
+            mixed = np.where(flip[:, None], mirror["test"], feats["test"])
+            return best_head.predict(mixed, verbose=0).reshape(-1)
+        return _best_augmented(draw, y, p.augmented_evaluations)
+
+    return _finish(exp, run_dir, predictions, labels, history, {"kind": "teacher"}, started, augmented=augmented)
+
+
+def _train_on_images(exp, run_dir, model, images, labels, lr, decay, epochs, shift, started, extra,
+                     targets=None, mode="classic"):
+    """Trains ``model`` (wrapped in a Distiller) on augmented images; writes the run's results."""
+    p = exp.preset
+    augment = input_pipeline.augmentation(flip=True, shift=shift, seed=exp.seed)
+    distiller = _compiled_distiller(exp, model, mode, lr, decay)
+    model = distiller.student
+    y = {"label": labels["train"], "teacher": targets if targets is not None else labels["train"]}
+    train = input_pipeline.pipeline(images["train"][0], y, p.batch_size, augment, shuffle=True, seed=exp.seed)
+    valid = input_pipeline.pipeline(images["valid"][0], labels["valid"], p.batch_size)
+    history = runs.fit_resumable(distiller, train, valid, epochs, run_dir,
+                                 save_best=lambda path: model.save(path), verbose=exp.verbose)
+    best = model
+    best.load_weights(os.path.join(run_dir, "model.keras"))  # same model: its traced predict is reused
+    predictions = _predict_splits(best, {s: images[s][0] for s in SPLITS})
+
+    def augmented(y_test):
+        test = input_pipeline.pipeline(images["test"][0], y_test, 64, augment)
+        return _best_augmented(lambda: best.predict(test.map(lambda x, _: x), verbose=0).reshape(-1),
+                               y_test, p.augmented_evaluations)
+
+    teacher_labels = None
+    if targets is not None and mode != "classic":
+        parent_predictions = np.load(os.path.join(extra["parent"], "predictions.npz"))
+        teacher_labels = metrics.hard_labels(parent_predictions["test"])
+    return _finish(exp, run_dir, predictions, labels, history, extra, started,
+                   teacher_labels=teacher_labels, augmented=augmented)
+
+
+_COMPILED = {}
+
+
+def _compiled_distiller(exp, model, mode, lr, decay):
+    """A compiled Distiller for ``model``, reused across runs of the same kind in one process.
+
+    Tracing a ResNet training step takes about 10 s on a 2-core CPU, longer than a smoke
+    run trains. Runs with the same architecture, mode, optimizer and seed therefore share
+    one compiled Distiller: its student is reset to the seeded initial weights (the
+    weights a fresh build with the same seed gets) and the optimizer state to zero.
+    """
+    key = (model.name, tuple(model.input_shape), mode, lr, decay, exp.seed, id(exp.strategy))
+    if key in _COMPILED:
+        distiller, initial = _COMPILED[key]
+        distiller.student.set_weights(initial)
+        for variable in distiller.optimizer.variables:
+            if not variable.path.endswith("learning_rate"):
+                variable.assign(np.zeros(variable.shape, variable.dtype))
+        return distiller
+    with exp.scope():
+        distiller = Distiller(model, mode=mode)
+        distiller.compile(_adam(lr, decay))
+    _COMPILED[key] = (distiller, model.get_weights())
+    return distiller
+
+
+def train_student(exp, mode, parent_dir, name=None, generation=0):
+    """A ResNet-18 student: Adam 1e-4, no decay, flips and 0.4 shifts, batch 32.
+
+    Args:
+        exp: the :class:`Experiment`.
+        mode: ``"classic"`` (true labels), ``"hard"`` (formula 13) or ``"soft"`` (formula 14).
+        parent_dir: the teacher's run folder (or the previous generation's); its split is
+            reused and its training predictions are the targets.
+        name: the run's name; ``student-<mode>`` by default.
+        generation: the step in a recursive chain (0 for the students themselves).
+    """
+    p = exp.preset
+    if not runs.is_complete(parent_dir):
+        raise UserError(f"teacher run {parent_dir} is missing or incomplete (no metrics.json)")
+    name = name or f"student-{mode}"
+    extra = {"kind": "student", "mode": mode, "generation": generation, "parent": parent_dir}
+    run_dir = _start(exp, name, extra, parent_dir)
+    if runs.is_complete(run_dir):
+        exp.log(f"{run_dir}: done, reused")
+        return run_dir
+    started = time.time()
+    exp.log(f"training {name}")
+    dataset = prepare_split(exp, run_dir, parent_dir)
+    images = load_images(exp, dataset)
+    labels = {s: images[s][1].astype("float32") for s in SPLITS}
+    targets = np.load(os.path.join(parent_dir, "predictions.npz"))["train"].astype("float32")
+    if len(targets) != len(labels["train"]):
+        raise UserError(f"{parent_dir} has predictions for {len(targets)} training images, the split has "
+                        f"{len(labels['train'])}; re-run the parent")
+    with exp.scope():
+        student = models.resnet18((p.image_size, p.image_size, 3))
+    return _train_on_images(exp, run_dir, student, images, labels, p.student_lr, p.student_decay,
+                            p.student_epochs, p.student_shift, started, extra, targets=targets, mode=mode)
+
+
+def train_chain(exp, chain, start_dir, generations):
+    """Recursive distillation: generation k learns from generation k-1's predictions.
+
+    Args:
+        chain: ``"hard"`` (formula 13 at every step) or ``"soft"`` (formula 14).
+        start_dir: the hard or soft student's run folder (generation 0).
+        generations: how many new students.
+
+    Returns:
+        The run folders of generations 0..N.
+    """
+    if generations < 1:
+        raise UserError(f"generations must be >= 1, got {generations}")
+    chain_dirs = [start_dir]
+    for k in range(1, generations + 1):
+        chain_dirs.append(train_student(exp, chain, chain_dirs[-1], name=f"{chain}-chain-{k}", generation=k))
+    return chain_dirs
