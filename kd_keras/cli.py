@@ -27,6 +27,7 @@ def common(f):
                      help="repeat with each seed (give the option several times)"),
         click.option("--weights", default="imagenet", show_default=True,
                      help="teacher/backbone weights: imagenet | none | PATH.h5"),
+        click.option("--batch-size", type=int, default=None, help="override the preset's batch size"),
         click.option("--deterministic", is_flag=True, help="seeded TensorFlow op determinism"),
         click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
                      show_default=True, help="tf.distribute strategy"),
@@ -39,11 +40,19 @@ def common(f):
     return f
 
 
-def _experiments(preset, data_dir, runs_dir, seeds, weights, deterministic, strategy, mixed_precision, quiet):
-    from kd_keras import presets, runtime
+def _experiments(preset, data_dir, runs_dir, seeds, weights, batch_size, deterministic, strategy, mixed_precision,
+                 quiet):
+    import dataclasses
+
+    from kd_keras import models, presets, runtime
     from kd_keras.train import Experiment
 
     chosen = presets.get(preset)
+    models.resolve_weights(weights)  # a missing weights file fails before any work
+    if batch_size is not None:
+        if batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+        chosen = dataclasses.replace(chosen, batch_size=batch_size)
     distribute = runtime.configure(deterministic=deterministic, strategy=strategy, mixed_precision=mixed_precision)
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)  # a line per epoch in log files
     return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, verbose) for seed in seeds]

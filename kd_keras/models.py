@@ -73,7 +73,7 @@ def is_pretrained(weights):
     return weights is not None and str(weights).lower() != "none"
 
 
-def _weights_argument(weights):
+def resolve_weights(weights):
     """Maps the user's ``weights`` value to what keras.applications accepts."""
     if weights is None or str(weights).lower() == "none":
         return None
@@ -101,7 +101,7 @@ def backbone(name="ResNet50", weights="imagenet", input_shape=(224, 224, 3), poo
     constructor = getattr(keras.applications, name, None)
     if not callable(constructor):
         raise UserError(f"unknown backbone {name!r}; use a keras.applications model such as ResNet50")
-    weights = _weights_argument(weights)
+    weights = resolve_weights(weights)
     try:
         return constructor(include_top=False, weights=weights, input_shape=input_shape, pooling=pooling)
     except Exception as exc:  # Keras raises bare Exception on a failed download

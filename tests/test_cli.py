@@ -1,0 +1,85 @@
+"""Every bad input ends in one line ``error: ...`` and exit code 2, without a traceback."""
+
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from kd_keras import cli
+
+
+def _run(capsys, *argv):
+    try:
+        cli.main(list(argv))
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _folder(root, classes, per_class=2):
+    for c in classes:
+        os.makedirs(root / c, exist_ok=True)
+        for i in range(per_class):
+            Image.new("RGB", (12, 12), (i * 40, 90, 30)).save(root / c / f"{i}.jpg")
+    return root
+
+
+@pytest.fixture
+def folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _folder(tmp_path / "one", ["cats"])
+    _folder(tmp_path / "ok", ["cats", "dogs"], per_class=10)
+    return tmp_path
+
+
+BAD = {
+    "unknown loss": ["losses", "--data-dir", "{ok}", "--loss", "hinge2", "--runs-dir", "{runs}"],
+    "unknown preset": ["teacher", "--preset", "huge", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "generations < 1": ["recursive", "--generations", "0", "--runs-dir", "{runs}"],
+    "reproduce generations < 1": ["reproduce", "--generations", "-1", "--runs-dir", "{runs}"],
+    "batch size < 1": ["teacher", "--batch-size", "0", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "missing data folder": ["data", "{tmp}/nope"],
+    "empty data folder": ["data", "{empty}"],
+    "one class": ["teacher", "--preset", "smoke", "--data-dir", "{one}", "--weights", "none", "--runs-dir", "{runs}"],
+    "missing teacher run": ["student", "--mode", "hard", "--teacher", "{tmp}/no-run", "--preset", "smoke",
+                            "--runs-dir", "{runs}"],
+    "missing weights file": ["bench", "--weights", "{tmp}/missing.h5", "--preset", "smoke", "--data-dir", "{ok}",
+                             "--runs-dir", "{runs}"],
+    "unknown option": ["teacher", "--colour", "red"],
+    "bad mode": ["student", "--mode", "medium"],
+    "bad synthetic spec": ["data", "synthetic:x"],
+    "images < 1": ["bench", "--images", "0"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_error_line_and_exit_2(case, folders, capsys):
+    names = {"tmp": folders, "ok": folders / "ok", "one": folders / "one", "empty": folders / "empty",
+             "runs": folders / "runs"}
+    code, out, err = _run(capsys, *[a.format(**names) for a in BAD[case]])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in err, err
+    if case == "missing weights file":
+        assert "weights file not found" in lines[-1]
+
+
+def test_incomplete_teacher_run_is_an_error(folders, capsys):
+    run = folders / "runs" / "teacher"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    code, _, err = _run(capsys, "student", "--mode", "soft", "--teacher", str(run), "--preset", "smoke",
+                        "--data-dir", str(folders / "ok"), "--runs-dir", str(folders / "runs"))
+    assert code == 2 and "incomplete" in err
+
+
+def test_data_json_counts_and_skips(folders, capsys):
+    (folders / "ok" / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    code, out, _ = _run(capsys, "data", str(folders / "ok"), "--json")
+    assert code == 0
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["splits"] == {"all": {"cats": 10, "dogs": 10}}
+    assert len(report["skipped"]) == 1 and report["skipped"][0].startswith(str(folders / "ok" / "dogs" / "broken.jpg"))

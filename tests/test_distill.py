@@ -1,0 +1,69 @@
+import keras
+import numpy as np
+import pytest
+
+from kd_keras import models
+from kd_keras.distill import Distiller
+
+RNG = np.random.default_rng(0)
+X = RNG.uniform(size=(24, 32, 32, 3)).astype("float32")
+LABELS = RNG.integers(0, 2, 24).astype("float32")
+TEACHER_P = RNG.uniform(size=24).astype("float32")
+
+
+def _bce(p, y, eps=1e-7):
+    p = np.clip(p, eps, 1 - eps)
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
+
+
+@pytest.mark.parametrize("mode, targets", [
+    ("classic", LABELS), ("hard", (TEACHER_P > 0.5).astype("float32")), ("soft", TEACHER_P)])
+def test_loss_is_bce_against_the_modes_targets(mode, targets):
+    distiller = Distiller(models.resnet18((32, 32, 3)), mode=mode)
+    distiller.compile("adam")
+    q = distiller.student.predict(X, verbose=0).reshape(-1)
+    loss = distiller.compute_loss(X, {"label": LABELS, "teacher": TEACHER_P}, q.reshape(-1, 1))
+    np.testing.assert_allclose(float(loss), _bce(q, targets), rtol=1e-4)
+
+
+def test_alpha_mixes_true_label_loss():
+    distiller = Distiller(models.resnet18((32, 32, 3)), mode="soft", alpha=0.3)
+    distiller.compile("adam")
+    q = RNG.uniform(0.05, 0.95, (24, 1)).astype("float32")
+    loss = distiller.compute_loss(X, {"label": LABELS, "teacher": TEACHER_P}, q)
+    expected = 0.3 * _bce(q.ravel(), LABELS) + 0.7 * _bce(q.ravel(), TEACHER_P)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)
+
+
+def test_fit_evaluate_and_student_round_trip(tmp_path):
+    distiller = Distiller(models.resnet18((32, 32, 3)), mode="hard")
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    history = distiller.fit(X, {"label": LABELS, "teacher": TEACHER_P}, batch_size=8, epochs=3, verbose=0)
+    assert {"loss", "accuracy", "label_accuracy"} <= set(history.history)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = distiller.evaluate(X, LABELS, verbose=0, return_dict=True)
+    assert set(result) == {"loss", "accuracy"}
+    path = str(tmp_path / "student.keras")
+    distiller.student.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(X, verbose=0), distiller.student.predict(X, verbose=0), rtol=1e-5)
+
+
+def test_online_mode_calls_the_teacher_and_temperature_mode_trains():
+    teacher = models.resnet18((32, 32, 3), name="teacher_net")
+    distiller = Distiller(models.resnet18((32, 32, 3)), teacher=teacher, mode="soft", online=True,
+                          temperature=4.0, alpha=0.5)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    before = [w.copy() for w in teacher.get_weights()]
+    history = distiller.fit(X, LABELS, batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    for a, b in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the teacher stays fixed
+
+
+def test_bad_arguments_are_rejected():
+    student = models.resnet18((32, 32, 3))
+    with pytest.raises(ValueError, match="mode"):
+        Distiller(student, mode="medium")
+    with pytest.raises(ValueError, match="teacher"):
+        Distiller(student, online=True)

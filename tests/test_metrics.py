@@ -1,0 +1,52 @@
+import itertools
+import math
+
+import numpy as np
+
+from kd_keras import metrics
+
+RNG = np.random.default_rng(1)
+
+
+def test_accuracy_threshold_rule_of_formulas_11_12():
+    p = np.array([0.5, 0.51, 0.2, 0.9])
+    y = np.array([0.0, 1.0, 0.4, 0.3])  # soft labels count by the same threshold
+    assert metrics.accuracy(p, y) == 0.75
+
+
+def test_uncertainty_is_mean_squared_distance_to_own_answer():
+    p = RNG.uniform(size=200)
+    own = np.where(p > 0.5, 1.0, 0.0)
+    expected = sum((pi - yi) ** 2 for pi, yi in zip(p, own)) / len(p)
+    assert math.isclose(metrics.uncertainty(p), expected, rel_tol=1e-12)
+    assert metrics.uncertainty(np.array([0.0, 1.0, 1.0])) == 0.0
+
+
+def test_histogram_has_20_bins_with_one_closed_at_the_top():
+    p = np.array([0.0, 0.049, 0.05, 0.5, 0.97, 1.0])
+    h = metrics.histogram(p)
+    assert len(h) == 20 and math.isclose(sum(h), 1.0)
+    assert h[0] == 2 / 6 and h[1] == 1 / 6 and h[10] == 1 / 6 and h[19] == 2 / 6
+
+
+def test_binary_crossentropy_matches_reference():
+    p, y = RNG.uniform(0.01, 0.99, 50), RNG.uniform(size=50)
+    expected = np.mean([-(b * math.log(a) + (1 - b) * math.log(1 - a)) for a, b in zip(p, y)])
+    assert math.isclose(metrics.binary_crossentropy(p, y), expected, rel_tol=1e-12)
+
+
+def _mcnemar_by_enumeration(b, c):
+    """Two-sided exact p: total probability of discordant splits no likelier than the observed one."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    probs = [math.comb(n, k) / 2**n for k in range(n + 1)]
+    observed = probs[b]
+    return min(1.0, sum(q for q in probs if q <= observed + 1e-15))
+
+
+def test_mcnemar_matches_enumerated_binomial_reference():
+    for b, c in itertools.product(range(0, 12, 3), range(0, 12, 2)):
+        a = np.array([True] * b + [False] * c + [True] * 5)
+        bb = np.array([False] * b + [True] * c + [True] * 5)
+        assert math.isclose(metrics.mcnemar_exact(a, bb), _mcnemar_by_enumeration(b, c), rel_tol=1e-9), (b, c)
