@@ -50,7 +50,8 @@ def read_history(path):
     rows = {}
     with open(path) as f:
         for row in csv.DictReader(f):
-            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+            epoch = int(float(row["epoch"]))
+            rows[epoch] = {**{k: float(v) for k, v in row.items() if v not in ("", None)}, "epoch": epoch}
     return [rows[e] for e in sorted(rows)]
 
 
@@ -113,10 +114,33 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1):
     Returns the history rows of all epochs, including those of earlier attempts.
     """
     checkpoint = os.path.join(run_dir, "checkpoint")
-    callbacks = [RunMonitor(run_dir, save_best), keras.callbacks.BackupAndRestore(checkpoint)]
+    _drop_unusable_checkpoint(checkpoint)
+    state = os.path.join(checkpoint, "training_metadata.json")
+    if os.path.exists(state):
+        print(f"resuming {run_dir} after epoch {read_json(state)['epoch']} of {epochs}", flush=True)
+    # double_checkpoint keeps the previous state, used when a kill cut the latest one short.
+    callbacks = [RunMonitor(run_dir, save_best), keras.callbacks.BackupAndRestore(checkpoint, double_checkpoint=True)]
     model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return read_history(os.path.join(run_dir, "history.csv"))
+
+
+def _readable_h5(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False
+
+
+def _drop_unusable_checkpoint(checkpoint):
+    """A kill during the very first save leaves no usable state: start that run over."""
+    latest = os.path.join(checkpoint, "latest.weights.h5")
+    if os.path.exists(latest) and not _readable_h5(latest) and not _readable_h5(latest + ".bkp"):
+        print(f"the resume state in {checkpoint} is unreadable; starting this run over", flush=True)
+        shutil.rmtree(checkpoint)
 
 
 def best_of_history(rows):

@@ -22,8 +22,9 @@ def configure(deterministic=False, strategy="default", mixed_precision="off"):
     if mixed_precision not in ("off", "float16", "bfloat16"):
         raise UserError(f"unknown mixed precision {mixed_precision!r}; use off, float16 or bfloat16")
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "off" else f"mixed_{mixed_precision}")
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if strategy == "mirrored":  # every GPU; without GPUs, every logical CPU device
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
     if strategy == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if strategy not in ("default", None):

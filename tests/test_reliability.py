@@ -1,0 +1,149 @@
+"""Resume after SIGKILL, the NaN guard, determinism, tf.distribute and mixed precision."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras import runs
+from kd_keras.errors import NonFiniteLossError
+
+STUDENT_SCRIPT = """
+import dataclasses, sys
+from kd_keras import presets, runtime, train
+runtime.configure(deterministic={deterministic})
+preset = dataclasses.replace(presets.get("smoke"), teacher_epochs=1, student_epochs={epochs})
+exp = train.Experiment(preset, "synthetic", sys.argv[1], weights="none", verbose=0)
+train.train_student(exp, "soft", train.train_teacher(exp))
+"""
+
+
+def _python(script, runs_dir, **kwargs):
+    code = textwrap.dedent(STUDENT_SCRIPT).format(**kwargs) if script is None else script
+    return [sys.executable, "-c", code, str(runs_dir)]
+
+
+def _student_dir(runs_dir):
+    return os.path.join(runs_dir, "synthetic-smoke", "seed0", "student-soft")
+
+
+def test_sigkill_then_same_command_resumes_and_completes(tmp_path):
+    command = _python(None, tmp_path, deterministic=False, epochs=6)
+    history = os.path.join(_student_dir(tmp_path), "history.csv")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(runs.read_history(history)) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(runs.read_history(history))
+    assert 2 <= done_before < 6, "the kill should land mid-training"
+    assert not runs.is_complete(_student_dir(tmp_path))
+
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "resuming" in finished.stdout
+    rows = runs.read_history(history)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for name in ("config.json", "split.json", "model.keras", "predictions.npz", "metrics.json"):
+        assert os.path.exists(os.path.join(_student_dir(tmp_path), name)), name
+    assert not os.path.exists(os.path.join(_student_dir(tmp_path), "checkpoint"))
+    assert json.load(open(os.path.join(_student_dir(tmp_path), "metrics.json")))["best"]["epochs"] == 6
+
+
+def test_deterministic_runs_give_identical_metrics(tmp_path):
+    results = []
+    for attempt in ("a", "b"):
+        command = _python(None, tmp_path / attempt, deterministic=True, epochs=2)
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+        metrics = json.load(open(os.path.join(_student_dir(tmp_path / attempt), "metrics.json")))
+        metrics.pop("seconds")
+        metrics.pop("parent")
+        results.append(metrics)
+    assert results[0] == results[1]
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            self.model.layers[-1].kernel.assign(np.full(self.model.layers[-1].kernel.shape, np.nan))
+
+
+def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_model(tmp_path, monkeypatch):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    fit = model.fit
+    monkeypatch.setattr(model, "fit", lambda *a, callbacks=(), **k: fit(*a, callbacks=[_PoisonWeights(), *callbacks], **k))
+    with pytest.raises(NonFiniteLossError, match="epoch 3"):
+        runs.fit_resumable(model, _batches(x, y), _batches(x, y), 5, str(tmp_path), model.save, verbose=0)
+    kept = keras.models.load_model(tmp_path / "model.keras")
+    assert all(np.all(np.isfinite(w)) for w in kept.get_weights())
+    assert [int(r["epoch"]) for r in runs.read_history(tmp_path / "history.csv")] == [1, 2]
+
+
+def _batches(x, y):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+
+MIRRORED_SCRIPT = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from kd_keras import losses, models, runtime
+from kd_keras.distill import Distiller
+strategy = runtime.configure(strategy="mirrored")
+assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+rng = np.random.default_rng(0)
+x = rng.uniform(size=(32, 32, 32, 3)).astype("float32")
+y = rng.integers(0, 2, 32).astype("float32")
+with strategy.scope():
+    distiller = Distiller(models.resnet18((32, 32, 3)), mode="soft")
+    distiller.compile(keras.optimizers.Adam(1e-3))
+h = distiller.fit(x, {"label": y, "teacher": rng.uniform(size=32).astype("float32")}, batch_size=8, epochs=1, verbose=0)
+assert np.isfinite(h.history["loss"][0])
+f = rng.normal(size=(32, 16)).astype("float32")
+with strategy.scope():
+    head = keras.Sequential([keras.Input((16,)), models.cosine_head(3)])
+    head.compile("adam", losses.AMSoftmax())
+h = head.fit(f, rng.integers(0, 3, 32), batch_size=8, epochs=1, verbose=0)
+assert np.isfinite(h.history["loss"][0])
+print("mirrored ok", strategy.num_replicas_in_sync)
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains_distiller_and_custom_loss():
+    finished = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "mirrored ok 2" in finished.stdout
+
+
+def test_mixed_precision_runs_networks_in_bfloat16_with_float32_outputs_and_losses():
+    from kd_keras import losses, models, runtime
+    from kd_keras.distill import Distiller
+
+    try:
+        runtime.configure(mixed_precision="bfloat16")
+        student = models.resnet18((32, 32, 3))
+        assert student.get_layer("conv1_conv").compute_dtype == "bfloat16"
+        x = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype("float32")
+        assert student(x).dtype == "float32"
+        distiller = Distiller(student, mode="soft")
+        distiller.compile(keras.optimizers.Adam(1e-3))
+        history = distiller.fit(x, {"label": np.ones(8), "teacher": np.full(8, 0.7)}, batch_size=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert losses.AMSoftmax()(np.array([0, 1]), np.array([[0.1, 0.2], [0.3, 0.1]], "float16")).dtype == "float32"
+    finally:
+        runtime.configure()
