@@ -1,0 +1,99 @@
+"""End to end on the synthetic data: paper B's pipeline, paper A's study, and the report."""
+
+import filecmp
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kd_keras import loss_study, pipeline, presets, report, train
+
+
+@pytest.fixture(scope="module")
+def kd_runs(tmp_path_factory):
+    runs_dir = str(tmp_path_factory.mktemp("runs"))
+    exp = train.Experiment(presets.get("smoke"), "synthetic", runs_dir, weights="none", verbose=0)
+    pipeline.reproduce(exp, generations=2)
+    return runs_dir, exp
+
+
+def test_reproduce_makes_every_run_folder_complete(kd_runs):
+    runs_dir, exp = kd_runs
+    names = ["teacher", "student-classic", "student-hard", "student-soft",
+             "hard-chain-1", "hard-chain-2", "soft-chain-1", "soft-chain-2"]
+    for name in names:
+        run = exp.run_dir(name)
+        for f in ("config.json", "split.json", "history.csv", "model.keras", "predictions.npz", "metrics.json"):
+            assert os.path.exists(os.path.join(run, f)), (name, f)
+    splits = {json.dumps(json.load(open(os.path.join(exp.run_dir(n), "split.json")))) for n in names}
+    assert len(splits) == 1  # every model is scored on the same images
+    hard = json.load(open(os.path.join(exp.run_dir("student-hard"), "metrics.json")))
+    assert {"test_augmented", "test_teacher_labels", "test_teacher_labels_augmented"} <= set(hard)
+    assert len(hard["eval"]["test"]["histogram"]) == 20
+    timing = json.load(open(os.path.join(exp.run_dir("timing"), "metrics.json")))
+    assert timing["teacher_ms"] > 0 and timing["speedup"] == timing["teacher_ms"] / timing["student_ms"]
+
+
+def test_chain_generation_learns_the_previous_generations_predictions(kd_runs):
+    _, exp = kd_runs
+    parent = np.load(os.path.join(exp.run_dir("student-hard"), "predictions.npz"))
+    child = json.load(open(os.path.join(exp.run_dir("hard-chain-1"), "metrics.json")))
+    assert child["parent"] == exp.run_dir("student-hard")
+    teacher_labels = (parent["test"] > 0.5).astype("float32")
+    child_p = np.load(os.path.join(exp.run_dir("hard-chain-1"), "predictions.npz"))["test"]
+    expected = float(np.mean((child_p > 0.5) == (teacher_labels > 0.5)))
+    assert child["test_teacher_labels"]["accuracy"] == pytest.approx(expected)
+
+
+def test_rerun_reuses_finished_runs(kd_runs):
+    _, exp = kd_runs
+    before = os.path.getmtime(os.path.join(exp.run_dir("student-soft"), "metrics.json"))
+    train.train_student(exp, "soft", exp.run_dir("teacher"))
+    assert os.path.getmtime(os.path.join(exp.run_dir("student-soft"), "metrics.json")) == before
+
+
+def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
+    runs_dir, _ = kd_runs
+    first = report.write_report(runs_dir, str(tmp_path / "a"), str(tmp_path / "fa"), latex=True, log=lambda *_: None)
+    report.write_report(runs_dir, str(tmp_path / "b"), str(tmp_path / "fb"), latex=True, log=lambda *_: None)
+    tables = [p for p in first if p.endswith((".md", ".csv", ".tex"))]
+    assert len(tables) == 3 * 8 and any(p.endswith("latency.png") for p in first)
+    for path in tables:
+        assert filecmp.cmp(path, path.replace(str(tmp_path / "a"), str(tmp_path / "b")), shallow=False), path
+    chains = open(os.path.join(tmp_path, "a", "synthetic-smoke", "chains.md")).read()
+    assert "not run" in chains  # generations 3-6 were not trained: marked, not crashed
+    assert "0.95293" in open(os.path.join(tmp_path, "a", "synthetic-smoke", "teacher_students.md")).read()
+
+
+def test_report_on_empty_runs_dir_writes_nothing(tmp_path):
+    assert report.write_report(str(tmp_path), str(tmp_path / "r"), str(tmp_path / "f"), log=lambda *_: None) == []
+
+
+def _uneven_dataset(root):
+    rng = np.random.default_rng(0)
+    for name, count, tint in (("red fox", 30, (200, 80, 40)), ("snowy owl", 12, (230, 230, 240)), ("moss", 20, (40, 160, 60))):
+        for split, n in (("train", count), ("valid", max(4, count // 3))):
+            os.makedirs(root / split / name, exist_ok=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(tint, 40, (24, 24, 3)), 0, 255).astype("uint8")
+                Image.fromarray(pixels).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
+    data_dir = _uneven_dataset(tmp_path / "Critters")
+    runs_dir = str(tmp_path / "runs")
+    preset = presets.get("smoke")
+    run_dirs = loss_study.study_losses([str(data_dir)], ["softmax", "am-softmax", "l-softmax"], [0, 1], preset,
+                                       runs_dir, backbone="ResNet50", weights="none", verbose=0)
+    assert len(run_dirs) == 6
+    metrics = json.load(open(os.path.join(run_dirs[0], "metrics.json")))
+    predictions = np.load(os.path.join(run_dirs[0], "predictions.npz"))
+    assert metrics["valid_accuracy"] == pytest.approx(np.mean(predictions["predicted"] == predictions["label"]))
+    assert metrics["best"]["epochs"] == preset.loss_epochs
+    paths = report.write_report(runs_dir, str(tmp_path / "results"), str(tmp_path / "figures"), log=lambda *_: None)
+    table = open(os.path.join(tmp_path, "results", "losses_smoke.md")).read()
+    assert "Critters ours" in table and "(n=2)" in table and "best" in table
+    assert any(p.endswith("loss_curves_Critters.png") for p in paths)
