@@ -23,8 +23,8 @@ def common(f):
         click.option("--data-dir", default="synthetic", show_default=True,
                      help="image folder, Kaggle layout, 'synthetic[:CLASSES[:N]]' or 'tfds:cats_vs_dogs'"),
         click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
-        click.option("--seed", "--seeds", "seeds", multiple=True, type=int, callback=_seeds,
-                     help="repeat with each seed (give the option several times)"),
+        click.option("--seed", "seeds", multiple=True, type=int, callback=_seeds,
+                     help="repeat with each seed: --seed 0 --seed 1, or --seeds 0 1 2"),
         click.option("--weights", default="imagenet", show_default=True,
                      help="teacher/backbone weights: imagenet | none | PATH.h5"),
         click.option("--batch-size", type=int, default=None, help="override the preset's batch size"),
@@ -144,7 +144,8 @@ def bench(as_json, images, **options):
 
 @cli.command()
 @click.option("--generations", default=6, show_default=True, type=int)
-@click.option("--report/--no-report", default=True, help="write tables and figures at the end")
+@click.option("--report/--no-report", default=True,
+              help="write tables and figures into RUNS_DIR/results and RUNS_DIR/figures at the end")
 @common
 def reproduce(generations, report, **options):
     """Paper B end to end: teacher, three students, both chains, timing, report."""
@@ -155,7 +156,10 @@ def reproduce(generations, report, **options):
     for exp in _experiments(**options):
         pipeline.reproduce(exp, generations)
     if report:
-        report_module.write_report(options["runs_dir"], "results", "figures")
+        runs_dir = options["runs_dir"]
+        for path in report_module.write_report(runs_dir, os.path.join(runs_dir, "results"),
+                                               os.path.join(runs_dir, "figures")):
+            click.echo(path)
 
 
 @cli.command("losses")
@@ -163,7 +167,7 @@ def reproduce(generations, report, **options):
 @click.option("--loss", "loss_names", multiple=True, default=("softmax", "cosine", "am-softmax"), show_default=True)
 @click.option("--backbone", default="ResNet50", show_default=True)
 @click.option("--preset", default="cpu", show_default=True)
-@click.option("--seed", "--seeds", "seeds", multiple=True, type=int, callback=_seeds)
+@click.option("--seed", "seeds", multiple=True, type=int, callback=_seeds, help="--seeds 0 1 2 repeats per seed")
 @click.option("--weights", default="imagenet", show_default=True)
 @click.option("--runs-dir", default="runs", show_default=True)
 @click.option("--quiet", is_flag=True)
@@ -191,8 +195,24 @@ def report_command(runs_dir, out, figures, latex):
         click.echo(path)
 
 
+def expand_seeds(argv):
+    """Lets ``--seeds 0 1 2`` stand for ``--seed 0 --seed 1 --seed 2`` (click options take one value)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--seeds":
+            i += 1
+            while i < len(argv) and argv[i].lstrip("-").isdigit() and not argv[i].startswith("--"):
+                out += ["--seed", argv[i]]
+                i += 1
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv=None):
     """Entry point: ``error: ...`` and exit code 2 for any input problem, never a traceback."""
+    argv = expand_seeds(list(sys.argv[1:] if argv is None else argv))
     try:
         cli.main(args=argv, standalone_mode=False, prog_name="kd-keras")
     except click.exceptions.Exit as exc:

@@ -83,3 +83,8 @@ def test_data_json_counts_and_skips(folders, capsys):
     report = json.loads(out.strip().splitlines()[-1])
     assert report["splits"] == {"all": {"cats": 10, "dogs": 10}}
     assert len(report["skipped"]) == 1 and report["skipped"][0].startswith(str(folders / "ok" / "dogs" / "broken.jpg"))
+
+
+def test_seeds_list_expands_to_repeated_seed_options():
+    assert cli.expand_seeds(["reproduce", "--seeds", "0", "1", "2", "--preset", "cpu"]) == [
+        "reproduce", "--seed", "0", "--seed", "1", "--seed", "2", "--preset", "cpu"]
