@@ -26,7 +26,29 @@ def configure(deterministic=False, strategy="default", mixed_precision="off"):
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
     if strategy == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _reduce_nests(tf.distribute.MultiWorkerMirroredStrategy())
     if strategy not in ("default", None):
         raise UserError(f"unknown strategy {strategy!r}; use default, mirrored or multiworker")
     return None
+
+
+def _reduce_nests(strategy):
+    """Works around two bugs of Keras 3's ``fit`` under ``MultiWorkerMirroredStrategy``.
+
+    ``fit`` reduces the first (nested) input batch to build the model, but this
+    strategy's ``reduce`` takes a single value ("Attempt to convert a value
+    (PerReplica...)", keras-team/keras#20585); and it averages the scalar logs with
+    ``axis=0``, which a scalar does not have. Here ``reduce`` maps over nests, as
+    ``MirroredStrategy``'s does, and averages scalars over the replicas alone.
+    """
+    reduce_one = strategy.reduce
+
+    def rank(value):
+        return strategy.experimental_local_results(value)[0].shape.rank
+
+    def reduce(reduce_op, value, axis=None):
+        return tf.nest.map_structure(
+            lambda v: reduce_one(reduce_op, v, axis if axis is None or rank(v) else None), value)
+
+    strategy.reduce = reduce
+    return strategy
