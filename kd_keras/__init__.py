@@ -7,6 +7,16 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from kd_keras import layers, losses, models, schedules  # noqa: E402,F401
-
 __version__ = "0.1.0"
+
+_PUBLIC_MODULES = {"distill", "layers", "losses", "metrics", "models", "presets", "schedules"}
+
+
+def __getattr__(name):
+    """``kd_keras.losses`` and friends import on first use, so ``kd-keras --help`` and the
+    CLI's input errors answer at once, without loading TensorFlow."""
+    if name in _PUBLIC_MODULES:
+        import importlib
+
+        return importlib.import_module(f"kd_keras.{name}")
+    raise AttributeError(f"module 'kd_keras' has no attribute {name!r}")

@@ -28,6 +28,8 @@ def common(f):
         click.option("--weights", default="imagenet", show_default=True,
                      help="teacher/backbone weights: imagenet | none | PATH.h5"),
         click.option("--batch-size", type=int, default=None, help="override the preset's batch size"),
+        click.option("--fine-tune-teacher", is_flag=True,
+                     help="train the whole ResNet-50 instead of the head on frozen features"),
         click.option("--deterministic", is_flag=True, help="seeded TensorFlow op determinism"),
         click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
                      show_default=True, help="tf.distribute strategy"),
@@ -40,8 +42,8 @@ def common(f):
     return f
 
 
-def _experiments(preset, data_dir, runs_dir, seeds, weights, batch_size, deterministic, strategy, mixed_precision,
-                 quiet):
+def _experiments(preset, data_dir, runs_dir, seeds, weights, batch_size, fine_tune_teacher, deterministic, strategy,
+                 mixed_precision, quiet):
     import dataclasses
 
     from kd_keras import models, presets, runtime
@@ -53,9 +55,15 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, batch_size, determi
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
         chosen = dataclasses.replace(chosen, batch_size=batch_size)
+    if fine_tune_teacher:
+        chosen = dataclasses.replace(chosen, teacher_fine_tune=True)
     distribute = runtime.configure(deterministic=deterministic, strategy=strategy, mixed_precision=mixed_precision)
-    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)  # a line per epoch in log files
-    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, verbose) for seed in seeds]
+    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet)) for seed in seeds]
+
+
+def _verbosity(quiet):
+    """Keras's progress bar on a terminal, a line per epoch in a log file, nothing with --quiet."""
+    return 0 if quiet else (1 if sys.stdout.isatty() else 2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,9 +78,11 @@ def cli():
 @click.option("--runs-dir", default="runs", show_default=True, help="where synthetic/tfds data are made")
 def data_command(data_dir, as_json, runs_dir):
     """Count images per split and class, and name the unreadable files."""
-    from kd_keras import data, input_pipeline
+    from kd_keras import data
 
     dataset = data.scan(data.resolve_source(data_dir, os.path.join(runs_dir, ".cache")))
+    from kd_keras import input_pipeline  # TensorFlow decodes; loaded only once the folder is valid
+
     skipped = []
     for split, items in dataset.splits.items():
         _, kept, bad = input_pipeline.decode_images([p for p, _ in items], 8, split, log=lambda *_: None)
@@ -164,13 +174,14 @@ def reproduce(generations, report, **options):
 
 @cli.command("losses")
 @click.option("--data-dir", "data_dirs", multiple=True, required=True, help="a class-folder dataset (repeatable)")
-@click.option("--loss", "loss_names", multiple=True, default=("softmax", "cosine", "am-softmax"), show_default=True)
-@click.option("--backbone", default="ResNet50", show_default=True)
-@click.option("--preset", default="cpu", show_default=True)
+@click.option("--loss", "loss_names", multiple=True, default=("softmax", "cosine", "am-softmax"), show_default=True,
+              help="softmax | cosine | am-softmax | hinge | huber | l1 | l2 | l-softmax (repeatable)")
+@click.option("--backbone", default="ResNet50", show_default=True, help="any keras.applications model name")
+@click.option("--preset", default="cpu", show_default=True, help="paper | cpu | smoke")
 @click.option("--seed", "seeds", multiple=True, type=int, callback=_seeds, help="--seeds 0 1 2 repeats per seed")
-@click.option("--weights", default="imagenet", show_default=True)
+@click.option("--weights", default="imagenet", show_default=True, help="backbone weights: imagenet | none | PATH.h5")
 @click.option("--runs-dir", default="runs", show_default=True)
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="no progress bars")
 def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs_dir, quiet):
     """Paper A: compare losses on small class-folder datasets."""
     from kd_keras import loss_study, losses, presets
@@ -179,7 +190,7 @@ def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs
         if name not in losses.NAMES:
             raise UserError(f"unknown loss {name!r}; choose from {', '.join(losses.NAMES)}")
     loss_study.study_losses(list(data_dirs), list(loss_names), seeds, presets.get(preset), runs_dir,
-                            backbone, weights, verbose=0 if quiet else 1)
+                            backbone, weights, verbose=_verbosity(quiet))
 
 
 @cli.command("report")

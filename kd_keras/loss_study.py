@@ -34,9 +34,9 @@ def _accuracy_metric(head):
     return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
-def _features(exp_log, backbone, images, batch_size=32):
+def _features(verbose, backbone, images, batch_size=32):
     dataset = input_pipeline.pipeline(images, np.zeros(len(images), "float32"), batch_size).map(lambda x, y: x)
-    return backbone.predict(dataset, verbose=1 if exp_log else 0)
+    return backbone.predict(dataset, verbose=verbose)
 
 
 def load_dataset(data_dir, preset, cache_dir, seed=0, log=print):
@@ -65,6 +65,7 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
         preset: a :class:`kd_keras.presets.Preset`.
         backbone: a ``keras.applications`` model name.
         weights: ``"imagenet"``, ``"none"`` or a path.
+        verbose: Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.
     """
     for name in loss_names:
         losses.get(name)  # fail on a bad name before any training
@@ -130,7 +131,7 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
         valid = tf.data.Dataset.from_tensor_slices((inputs["valid"], onehot["valid"])).batch(batch)
     print(f"training {loss_name} on {dataset.name}, seed {seed}", flush=True)
     history = runs.fit_resumable(model, train, valid, preset.loss_epochs, run_dir,
-                                 save_best=lambda path: model.save(path), verbose=2 if verbose else 0)
+                                 save_best=lambda path: model.save(path), verbose=verbose)
     scores = class_scores(spec.head, model.predict(valid.map(lambda x, y: x), verbose=0))
     predicted = np.argmax(np.asarray(scores), axis=-1)
     labels = np.argmax(onehot["valid"], axis=-1)

@@ -120,7 +120,8 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1):
         print(f"resuming {run_dir} after epoch {read_json(state)['epoch']} of {epochs}", flush=True)
     # double_checkpoint keeps the previous state, used when a kill cut the latest one short.
     callbacks = [RunMonitor(run_dir, save_best), keras.callbacks.BackupAndRestore(checkpoint, double_checkpoint=True)]
-    model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # The tf.data pipelines shuffle themselves; Keras's own shuffle would only warn.
+    model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return read_history(os.path.join(run_dir, "history.csv"))
 

@@ -97,3 +97,15 @@ def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
     table = open(os.path.join(tmp_path, "results", "losses_smoke.md")).read()
     assert "Critters ours" in table and "(n=2)" in table and "best" in table
     assert any(p.endswith("loss_curves_Critters.png") for p in paths)
+
+
+def test_fine_tuned_teacher_trains_the_whole_network(tmp_path):
+    import dataclasses
+
+    preset = dataclasses.replace(presets.get("smoke"), teacher_fine_tune=True, teacher_epochs=1)
+    exp = train.Experiment(preset, "synthetic", str(tmp_path), weights="none", verbose=0)
+    run = train.train_teacher(exp)
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["fine_tune"] is True and config["normalized_features"] is False
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert metrics["best"]["epochs"] == 1 and "test_augmented" in metrics
