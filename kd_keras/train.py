@@ -181,13 +181,14 @@ def train_teacher(exp):
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
+    with exp.scope():  # first, so that missing weights fail before minutes of decoding
+        normalize = not p.teacher_fine_tune and not models.is_pretrained(exp.weights)
+        model = models.teacher(exp.weights, not p.teacher_fine_tune, (p.image_size, p.image_size, 3),
+                               normalize_features=normalize)
     dataset = prepare_split(exp, run_dir)
     images = load_images(exp, dataset)
     labels = {s: images[s][1].astype("float32") for s in SPLITS}
     with exp.scope():
-        normalize = not p.teacher_fine_tune and not models.is_pretrained(exp.weights)
-        model = models.teacher(exp.weights, not p.teacher_fine_tune, (p.image_size, p.image_size, 3),
-                               normalize_features=normalize)
         if p.teacher_fine_tune:
             return _train_on_images(exp, run_dir, model, images, labels, p.teacher_lr, p.teacher_decay,
                                     p.teacher_epochs, shift=0.0, started=started, extra={"kind": "teacher"})
