@@ -97,60 +97,51 @@ def _batches(x, y):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 
 
-MIRRORED_SCRIPT = """
+STRATEGY_SCRIPT = """
+import sys
 import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+if sys.argv[1] == "mirrored":  # two logical CPU devices stand in for two GPUs
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from kd_keras import losses, models, runtime
 from kd_keras.distill import Distiller
-strategy = runtime.configure(strategy="mirrored")
+strategy = runtime.configure(strategy=sys.argv[1])
 assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
 rng = np.random.default_rng(0)
 x = rng.uniform(size=(32, 32, 32, 3)).astype("float32")
 y = rng.integers(0, 2, 32).astype("float32")
+# tf.data, as kd_keras's own training feeds it (Keras's NumPy adapter fails under multi-worker)
+train = tf.data.Dataset.from_tensor_slices((x, {"label": y, "teacher": rng.uniform(size=32).astype("float32")}))
+valid = tf.data.Dataset.from_tensor_slices((x[:16], y[:16])).batch(8)
+features = tf.data.Dataset.from_tensor_slices((rng.normal(size=(32, 16)).astype("float32"), rng.integers(0, 3, 32)))
 with strategy.scope():
     distiller = Distiller(models.resnet18((32, 32, 3)), mode="soft")
     distiller.compile(keras.optimizers.Adam(1e-3))
-h = distiller.fit(x, {"label": y, "teacher": rng.uniform(size=32).astype("float32")}, batch_size=8, epochs=1, verbose=0)
-assert np.isfinite(h.history["loss"][0])
-f = rng.normal(size=(32, 16)).astype("float32")
-with strategy.scope():
     head = keras.Sequential([keras.Input((16,)), models.cosine_head(3)])
     head.compile("adam", losses.AMSoftmax())
-h = head.fit(f, rng.integers(0, 3, 32), batch_size=8, epochs=1, verbose=0)
-assert np.isfinite(h.history["loss"][0])
-print("mirrored ok", strategy.num_replicas_in_sync)
+h = distiller.fit(train.batch(8), validation_data=valid, epochs=2, verbose=0)
+assert np.isfinite(h.history["loss"]).all() and np.isfinite(h.history["val_loss"]).all(), h.history
+assert np.isfinite(head.fit(features.batch(8), epochs=1, verbose=0).history["loss"]).all()
+print(sys.argv[1], "ok", strategy.num_replicas_in_sync)
+print("weights", float(sum(np.abs(w.numpy()).sum() for w in distiller.student.trainable_weights)))
 """
+
+
+def _strategy_worker(strategy, env=None):
+    return subprocess.Popen([sys.executable, "-c", STRATEGY_SCRIPT, strategy], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finished_ok(worker, strategy):
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, err[-3000:]
+    assert f"{strategy} ok 2" in out
+    return out
 
 
 def test_mirrored_strategy_on_two_logical_cpus_trains_distiller_and_custom_loss():
-    finished = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "mirrored ok 2" in finished.stdout
-
-
-MULTIWORKER_SCRIPT = """
-import numpy as np, tensorflow as tf
-import keras
-from kd_keras import losses, models, runtime
-from kd_keras.distill import Distiller
-strategy = runtime.configure(strategy="multiworker")
-assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
-rng = np.random.default_rng(0)
-x = rng.uniform(size=(32, 32, 32, 3)).astype("float32")
-y = rng.integers(0, 2, 32).astype("float32")
-with strategy.scope():
-    distiller = Distiller(models.resnet18((32, 32, 3)), mode="hard")
-    distiller.compile(keras.optimizers.Adam(1e-3))
-# tf.data, as kd_keras's own training feeds it (Keras's NumPy adapter fails under this strategy)
-train = tf.data.Dataset.from_tensor_slices((x, {"label": y, "teacher": rng.uniform(size=32).astype("float32")}))
-valid = tf.data.Dataset.from_tensor_slices((x[:16], y[:16])).batch(8)
-h = distiller.fit(train.batch(8), validation_data=valid, epochs=2, verbose=0)
-assert np.isfinite(h.history["loss"]).all() and np.isfinite(h.history["val_loss"]).all(), h.history
-print("multiworker ok", strategy.num_replicas_in_sync)
-print("weights", float(sum(np.abs(w.numpy()).sum() for w in distiller.student.trainable_weights)))
-"""
+    _finished_ok(_strategy_worker("mirrored"), "mirrored")
 
 
 def _free_ports(n):
@@ -165,19 +156,13 @@ def _free_ports(n):
     return ports
 
 
-def test_multiworker_strategy_trains_distiller_with_two_worker_processes():
+def test_multiworker_strategy_trains_distiller_and_custom_loss_with_two_worker_processes():
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen([sys.executable, "-c", MULTIWORKER_SCRIPT], env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
-        assert "multiworker ok 2" in out
+    workers = [_strategy_worker("multiworker", dict(os.environ, TF_CONFIG=json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": index}}))) for index in range(2)]
+    outputs = [_finished_ok(worker, "multiworker") for worker in workers]
     # synchronous data-parallel training: both workers end with the same trainable weights
-    checksums = [out.split("weights ")[1].strip() for out, _ in outputs]
+    checksums = [out.split("weights ")[1].strip() for out in outputs]
     assert checksums[0] == checksums[1]
 
 
