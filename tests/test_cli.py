@@ -88,3 +88,13 @@ def test_data_json_counts_and_skips(folders, capsys):
 def test_seeds_list_expands_to_repeated_seed_options():
     assert cli.expand_seeds(["reproduce", "--seeds", "0", "1", "2", "--preset", "cpu"]) == [
         "reproduce", "--seed", "0", "--seed", "1", "--seed", "2", "--preset", "cpu"]
+
+
+def test_bench_json_ends_with_latencies_and_their_ratio(folders, capsys):
+    code, out, _ = _run(capsys, "bench", "--json", "--weights", "none", "--preset", "smoke", "--images", "2",
+                        "--data-dir", str(folders / "ok"), "--runs-dir", str(folders / "runs"), "--quiet")
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["teacher_ms"] > 0 and result["student_ms"] > 0
+    assert result["speedup"] == pytest.approx(result["teacher_ms"] / result["student_ms"])
+    assert result["images"] == 2
