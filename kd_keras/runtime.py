@@ -1,5 +1,7 @@
 """Process-wide training settings: determinism, distribution strategy, mixed precision."""
 
+import logging
+
 import keras
 import tensorflow as tf
 
@@ -17,6 +19,7 @@ def configure(deterministic=False, strategy="default", mixed_precision="off"):
         mixed_precision: ``"off"``, ``"float16"`` or ``"bfloat16"``; the networks' outputs
             and every loss stay float32.
     """
+    _hide_retracing_warnings()
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     if mixed_precision not in ("off", "float16", "bfloat16"):
@@ -52,3 +55,16 @@ def _reduce_nests(strategy):
 
     strategy.reduce = reduce
     return strategy
+
+
+class _RetracingFilter(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _hide_retracing_warnings():
+    """Every new student and generation traces its own predict function, by design; TensorFlow
+    counts those as retracing and warns after five. Other TensorFlow warnings still show."""
+    logger = tf.get_logger()
+    if not any(isinstance(f, _RetracingFilter) for f in logger.filters):
+        logger.addFilter(_RetracingFilter())

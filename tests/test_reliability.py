@@ -183,3 +183,22 @@ def test_mixed_precision_runs_networks_in_bfloat16_with_float32_outputs_and_loss
         assert losses.AMSoftmax()(np.array([0, 1]), np.array([[0.1, 0.2], [0.3, 0.1]], "float16")).dtype == "float32"
     finally:
         runtime.configure()
+
+
+def test_configure_hides_only_tensorflows_retracing_warnings():
+    import logging
+
+    import tensorflow as tf
+
+    from kd_keras import runtime
+
+    runtime.configure()
+    runtime.configure()  # idempotent: one filter
+    logger = tf.get_logger()
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    assert not logger.filter(record("5 out of the last 12 calls to <f> triggered tf.function retracing. ..."))
+    assert logger.filter(record("some other TensorFlow warning"))
+    assert sum(isinstance(f, runtime._RetracingFilter) for f in logger.filters) == 1
