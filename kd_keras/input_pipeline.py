@@ -148,3 +148,9 @@ def pipeline(images, targets, batch_size, augment=None, shuffle=False, seed=0):
         return x / 255.0, y
 
     return dataset.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def predict_images(model, images, batch_size=64, verbose=0):
+    """``model.predict`` on uint8 images, scaled by the same pipeline as in training."""
+    dataset = pipeline(images, np.zeros(len(images), "float32"), batch_size).map(lambda x, y: x)
+    return model.predict(dataset, verbose=verbose)

@@ -34,11 +34,6 @@ def _accuracy_metric(head):
     return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
-def _features(verbose, backbone, images, batch_size=32):
-    dataset = input_pipeline.pipeline(images, np.zeros(len(images), "float32"), batch_size).map(lambda x, y: x)
-    return backbone.predict(dataset, verbose=verbose)
-
-
 def load_dataset(data_dir, preset, cache_dir, seed=0, log=print):
     """The train and valid images of one class-folder dataset, decoded once."""
     folder = data.resolve_source(data_dir, cache_dir)
@@ -81,7 +76,7 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
         if not preset.loss_fine_tune:
             extractor = models.backbone(backbone, weights, (size, size, 3))
             log(f"{dataset.name}: {backbone} features of {sum(len(v) for v in inputs.values())} images")
-            inputs = {s: _features(verbose, extractor, inputs[s]) for s in inputs}
+            inputs = {s: input_pipeline.predict_images(extractor, inputs[s], 32, verbose) for s in inputs}
         for loss_name in loss_names:
             for seed in seeds:
                 run_dir = os.path.join(runs_dir, f"losses-{preset.name}", dataset.name, loss_name, f"seed{seed}")

@@ -116,15 +116,10 @@ def _adam(lr, decay):
     return keras.optimizers.Adam(legacy_decay(lr, decay) if decay else lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
 
 
-def _predict(model, images, batch_size=64):
-    dataset = input_pipeline.pipeline(images, np.zeros(len(images), "float32"), batch_size)
-    return model.predict(dataset.map(lambda x, y: x), verbose=0).reshape(-1)
-
-
 def _predict_splits(model, images_by_split):
     """Predictions per split from one ``predict`` call (one trace instead of one per split)."""
     names = list(images_by_split)
-    p = _predict(model, np.concatenate([images_by_split[s] for s in names]))
+    p = input_pipeline.predict_images(model, np.concatenate([images_by_split[s] for s in names])).reshape(-1)
     ends = np.cumsum([len(images_by_split[s]) for s in names])
     return dict(zip(names, np.split(p, ends[:-1])))
 
@@ -161,8 +156,7 @@ def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_
 
 def _features(backbone, images, label, exp):
     exp.log(f"features of {label}: {len(images)} images")
-    dataset = input_pipeline.pipeline(images, np.zeros(len(images), "float32"), 64).map(lambda x, y: x)
-    return backbone.predict(dataset, verbose=exp.verbose)
+    return input_pipeline.predict_images(backbone, images, 64, exp.verbose)
 
 
 def train_teacher(exp):
