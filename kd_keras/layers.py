@@ -68,3 +68,36 @@ class LSoftmaxDense(_NormedKernel):
 def lsoftmax_logits(outputs):
     """Plain logits ``||W_j|| ||x|| cos θ_j`` from an :class:`LSoftmaxDense` output."""
     return outputs[..., 0] * outputs[..., 1]
+
+
+@_register
+class ColorAffine(keras.layers.Layer):
+    """Maps [0, 1] RGB images to a backbone's input space: ``y = x @ matrix + bias`` per pixel.
+
+    Every ImageNet preprocessing in use is such a map (scale, mean, std, and for Caffe-style
+    networks RGB -> BGR), so one small layer puts each network's normalisation inside the
+    model and callers always pass images in [0, 1].
+
+    Args:
+        matrix: 3x3 nested list; ``matrix[i][j]`` is the weight of input channel i in output j.
+        bias: 3 values added after the matrix.
+
+    Example:
+        >>> to_lite = ColorAffine([[255 / 128, 0, 0], [0, 255 / 128, 0], [0, 0, 255 / 128]], [-127 / 128] * 3)
+    """
+
+    def __init__(self, matrix, bias, **kwargs):
+        super().__init__(**kwargs)
+        self.matrix = [[float(v) for v in row] for row in matrix]
+        self.bias = [float(v) for v in bias]
+
+    def call(self, inputs):
+        matrix = ops.convert_to_tensor(self.matrix, dtype=inputs.dtype)
+        bias = ops.convert_to_tensor(self.bias, dtype=inputs.dtype)
+        return ops.tensordot(inputs, matrix, axes=1) + bias
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "matrix": self.matrix, "bias": self.bias}

@@ -1,16 +1,17 @@
-"""The networks: the hand-built ResNet-18 student, the ResNet-50 teacher, and heads.
+"""The networks: the hand-built ResNet-18 student, the teacher, and heads.
+
+Backbones (ResNet-50, EfficientNet-Lite, any ``keras.applications`` name) live in
+:mod:`kd_keras.backbones` and are re-exported here.
 
 Example:
     >>> student = kd_keras.models.resnet18(input_shape=(224, 224, 3))
     >>> student.count_params()   # 11,177,025 trainable + BN moving statistics
 """
 
-import os
-
 import keras
 from keras import layers
 
-from kd_keras.errors import UserError
+from kd_keras.backbones import backbone, canonical_name, efficientnet_lite, is_pretrained, resolve_weights  # noqa: F401
 from kd_keras.layers import CosineDense, LSoftmaxDense
 
 _BN_EPSILON = 1.001e-5
@@ -68,78 +69,32 @@ def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", nam
     return keras.Model(inputs, outputs, name=name)
 
 
-def is_pretrained(weights):
-    """Whether ``weights`` names trained weights (``"imagenet"`` or a file) rather than none."""
-    return weights is not None and str(weights).lower() != "none"
-
-
-def resolve_weights(weights):
-    """Maps the user's ``weights`` value to what keras.applications accepts."""
-    if weights is None or str(weights).lower() == "none":
-        return None
-    if weights == "imagenet":
-        return "imagenet"
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise UserError(f"weights file not found: {path} (pass 'imagenet', 'none' or an .h5 path)")
-    return path
-
-
-def backbone(name="ResNet50", weights="imagenet", input_shape=(224, 224, 3), pooling="avg"):
-    """A ``keras.applications`` feature extractor by name, without its top.
-
-    Args:
-        name: any ``keras.applications`` constructor, e.g. ``"ResNet50"``, ``"MobileNetV2"``.
-        weights: ``"imagenet"`` (Keras's own download and cache), a local ``.h5`` path, or ``None``.
-        input_shape: image shape.
-        pooling: ``"avg"`` gives a flat feature vector (2048 for ResNet-50).
-
-    Raises:
-        UserError: unknown name, missing or mismatched weights file, or ImageNet weights
-            that cannot be downloaded (offline); one line saying what to do.
-    """
-    constructor = getattr(keras.applications, name, None)
-    if not callable(constructor):
-        raise UserError(f"unknown backbone {name!r}; use a keras.applications model such as ResNet50")
-    weights = resolve_weights(weights)
-    try:
-        return constructor(include_top=False, weights=weights, input_shape=input_shape, pooling=pooling)
-    except Exception as exc:  # Keras raises bare Exception on a failed download
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if weights == "imagenet":
-            raise UserError(
-                f"ImageNet weights for {name} are not cached in ~/.keras/models and the download "
-                f"failed (offline?); copy the no-top .h5 file there, pass --weights PATH, or "
-                f"--weights none to train from scratch"
-            ) from None
-        if weights is not None:
-            raise UserError(f"weights file {weights} does not fit {name}: {reason[:160]}") from None
-        raise
-
-
 def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3), dropout=0.5,
-            normalize_features=False):
-    """The paper's ResNet-50 teacher: ResNet50 (avg-pooled, 2048) -> Dropout -> Dense(1) -> sigmoid.
+            normalize_features=False, backbone_name="resnet50"):
+    """The paper's teacher: backbone (avg-pooled) -> Dropout -> Dense(1) -> sigmoid.
 
-    Layer table (paper Fig. 1): Input (224,224,3) -> resnet50 (None, 2048) -> Dropout
-    (None, 2048) -> Dense (None, 1) -> Activation (None, 1).
+    Layer table (paper Fig. 1, ResNet-50): Input (224,224,3) -> resnet50 (None, 2048) -> Dropout
+    (None, 2048) -> Dense (None, 1) -> Activation (None, 1). Other backbones change only the
+    feature width (1280 for EfficientNet-Lite0).
 
     Args:
-        weights: ``"imagenet"``, a local ``.h5`` path, or ``None`` (random initialisation).
-        freeze_backbone: keep the ResNet-50 weights fixed (the likelier reading of the paper).
-        input_shape: image shape.
+        weights: ``"imagenet"``, a local weights file, or ``None`` (random initialisation).
+        freeze_backbone: keep the backbone's weights fixed (the likelier reading of the paper).
+        input_shape: image shape; images in [0, 1] (the backbone normalises inside).
         dropout: dropout rate before the dense layer.
         normalize_features: insert a ``Normalization`` layer (named ``head_normalization``)
             before the head, to be adapted on the training features. Randomly initialised
             ResNet-50 features are about 0.011 +- 0.003, too small for the head to learn
             with the paper's optimizer; a fixed affine map leaves the head's function class
             unchanged. Not part of the paper's table; used only without pretrained weights.
+        backbone_name: ``"resnet50"`` (the paper's), ``"efficientnet-lite0"`` (ImageNet
+            weights offline) or any ``keras.applications`` name.
 
     Example:
-        >>> model = teacher(weights=None, input_shape=(64, 64, 3))
-        >>> head = teacher_head(model)   # trains on cached 2048-d features
+        >>> model = teacher(weights="imagenet", backbone_name="efficientnet-lite0")
+        >>> head = teacher_head(model)   # trains on cached features
     """
-    features = backbone("ResNet50", weights, input_shape)
+    features = backbone(backbone_name, weights, input_shape)
     features.trainable = not freeze_backbone
     inputs = keras.Input(input_shape, name="image")
     x = features(inputs, training=False if freeze_backbone else None)
@@ -152,7 +107,7 @@ def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3),
 
 
 def teacher_head(model):
-    """The teacher's Dropout -> Dense -> sigmoid as a model on 2048-d features, sharing weights."""
+    """The teacher's Dropout -> Dense -> sigmoid as a model on its features, sharing weights."""
     feature_dim = model.get_layer("head_dense").kernel.shape[0]
     inputs = keras.Input((feature_dim,), name="features")
     x = inputs
@@ -165,8 +120,8 @@ def teacher_head(model):
 
 
 def teacher_backbone(model):
-    """The teacher's ResNet-50 feature extractor (shares weights with ``model``)."""
-    return model.get_layer("resnet50")
+    """The teacher's feature extractor, the one sub-model inside it (shares weights with ``model``)."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
 def classifier_head(head, num_classes, name="classifier"):
