@@ -26,7 +26,9 @@ def common(f):
         click.option("--seed", "seeds", multiple=True, type=int, callback=_seeds,
                      help="repeat with each seed: --seed 0 --seed 1, or --seeds 0 1 2"),
         click.option("--weights", default="imagenet", show_default=True,
-                     help="teacher/backbone weights: imagenet | none | PATH.h5"),
+                     help="teacher/backbone weights: imagenet | none | PATH"),
+        click.option("--teacher-backbone", default=None,
+                     help="resnet50 | efficientnet-lite0 | any keras.applications name (default: the preset's)"),
         click.option("--batch-size", type=int, default=None, help="override the preset's batch size"),
         click.option("--fine-tune-teacher", is_flag=True,
                      help="train the whole ResNet-50 instead of the head on frozen features"),
@@ -42,15 +44,17 @@ def common(f):
     return f
 
 
-def _experiments(preset, data_dir, runs_dir, seeds, weights, batch_size, fine_tune_teacher, deterministic, strategy,
-                 mixed_precision, quiet):
+def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, batch_size, fine_tune_teacher,
+                 deterministic, strategy, mixed_precision, quiet):
     import dataclasses
 
-    from kd_keras import models, presets, runtime
+    from kd_keras import backbones, models, presets, runtime
     from kd_keras.train import Experiment
 
     chosen = presets.get(preset)
     models.resolve_weights(weights)  # a missing weights file fails before any work
+    if teacher_backbone is not None:
+        teacher_backbone = backbones.check_name(teacher_backbone)
     if batch_size is not None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
@@ -58,7 +62,8 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, batch_size, fine_tu
     if fine_tune_teacher:
         chosen = dataclasses.replace(chosen, teacher_fine_tune=True)
     distribute = runtime.configure(deterministic=deterministic, strategy=strategy, mixed_precision=mixed_precision)
-    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet)) for seed in seeds]
+    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet), teacher_backbone)
+            for seed in seeds]
 
 
 def _verbosity(quiet):
@@ -140,13 +145,15 @@ def recursive(generations, chain, **options):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON (last line)")
 @click.option("--images", default=None, type=int, help="number of test images (default: the preset's)")
+@click.option("--threads", default=None, type=int, help="CPU threads (the paper's CPU had 2 cores; default: all)")
 @common
-def bench(as_json, images, **options):
-    """Per-image CPU latency of teacher and student at batch size 1."""
-    from kd_keras import pipeline
+def bench(as_json, images, threads, **options):
+    """Per-image CPU latency of teacher and student at batch size 1 (GPUs hidden)."""
+    from kd_keras import pipeline, runtime
 
     if images is not None and images < 1:
         raise UserError(f"--images must be >= 1, got {images}")
+    runtime.cpu_only(threads)
     exp = _experiments(**options)[0]
     result = pipeline.timing_run(exp, images)
     click.echo(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
@@ -176,7 +183,8 @@ def reproduce(generations, report, **options):
 @click.option("--data-dir", "data_dirs", multiple=True, required=True, help="a class-folder dataset (repeatable)")
 @click.option("--loss", "loss_names", multiple=True, default=("softmax", "cosine", "am-softmax"), show_default=True,
               help="softmax | cosine | am-softmax | hinge | huber | l1 | l2 | l-softmax (repeatable)")
-@click.option("--backbone", default="ResNet50", show_default=True, help="any keras.applications model name")
+@click.option("--backbone", default=None,
+              help="resnet50 | efficientnet-lite0 | any keras.applications name (default: the preset's)")
 @click.option("--preset", default="cpu", show_default=True, help="paper | cpu | smoke")
 @click.option("--seed", "seeds", multiple=True, type=int, callback=_seeds, help="--seeds 0 1 2 repeats per seed")
 @click.option("--weights", default="imagenet", show_default=True, help="backbone weights: imagenet | none | PATH.h5")
@@ -189,6 +197,10 @@ def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs
     for name in loss_names:
         if name not in losses.NAMES:
             raise UserError(f"unknown loss {name!r}; choose from {', '.join(losses.NAMES)}")
+    if backbone is not None:
+        from kd_keras import backbones
+
+        backbone = backbones.check_name(backbone)
     loss_study.study_losses(list(data_dirs), list(loss_names), seeds, presets.get(preset), runs_dir,
                             backbone, weights, verbose=_verbosity(quiet))
 

@@ -173,12 +173,14 @@ def split(dataset, seed=0, need=("train", "valid", "test")):
     """Gives ``dataset`` the splits in ``need``, keeping the folder's own split where it has one.
 
     A dataset with one split (``all`` or ``train`` only) is split 70/15/15, stratified by
-    class and seeded; a missing test split is cut from valid, half and half.
+    class and seeded; one with ``train`` and ``test`` but no ``valid`` (Kaggle Fruits) gives
+    15 % of train to valid and keeps its test; a missing test split is cut from valid, half and half.
     """
     splits = dict(dataset.splits)
     if "valid" in need and "valid" not in splits:
         source = splits.pop("all", None) or splits.pop("train")
-        fractions = (0.70, 0.15, 0.15) if "test" in need else (0.85, 0.15)
+        cut_test = "test" in need and "test" not in splits  # a folder's own test split is kept as given
+        fractions = (0.70, 0.15, 0.15) if cut_test else (0.85, 0.15)
         parts = _stratified(source, fractions, seed)
         splits.update(zip(("train", "valid", "test"), parts))
     if "test" in need and "test" not in splits:

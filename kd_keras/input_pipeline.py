@@ -114,15 +114,17 @@ def augmentation(flip=True, shift=0.0, seed=None):
     Args:
         flip: random horizontal flips (teacher and students).
         shift: the students' 0.4.
-        seed: seed of the random layers.
+        seed: seed of the flips; the shifts take a seed derived from it.
     """
     stages = []
     if flip:
         stages.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if shift:
         factor = tuple(shift) if isinstance(shift, (tuple, list)) else (-shift, shift)
+        # Its own seed: with the flip's, the first batch's flips would equal its shifts' signs.
         stages.append(keras.layers.RandomTranslation(
-            factor, factor, fill_mode="nearest", interpolation="bilinear", seed=seed))
+            factor, factor, fill_mode="nearest", interpolation="bilinear",
+            seed=None if seed is None else seed + 7919))
     return keras.Sequential(stages, name="augmentation") if stages else None
 
 

@@ -49,7 +49,7 @@ def load_dataset(data_dir, preset, cache_dir, seed=0, log=print):
     return dataset, loaded
 
 
-def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone="ResNet50",
+def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone=None,
                  weights="imagenet", verbose=1):
     """Trains every (dataset, loss, seed) and returns their run folders.
 
@@ -58,12 +58,13 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
         loss_names: names from :data:`kd_keras.losses.NAMES`.
         seeds: one run per seed.
         preset: a :class:`kd_keras.presets.Preset`.
-        backbone: a ``keras.applications`` model name.
+        backbone: a :func:`kd_keras.backbones.backbone` name; None takes ``preset.loss_backbone``.
         weights: ``"imagenet"``, ``"none"`` or a path.
         verbose: Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.
     """
     for name in loss_names:
         losses.get(name)  # fail on a bad name before any training
+    backbone = models.canonical_name(backbone or preset.loss_backbone)
     log = print if verbose else (lambda *_: None)
     cache_dir = os.path.join(runs_dir, ".cache")
     size = preset.loss_image_size

@@ -79,8 +79,9 @@ class AMSoftmax(_Loss):
 class CosineLoss(_Loss):
     """Cosine loss (Barz & Denzler 2020): ``L = 1 - <f(x), φ(y)> / (||f(x)||_2 ||φ(y)||_2)``.
 
-    φ(y) is the one-hot embedding of the class; ``y_pred`` is the network output
-    (any scale; a :class:`kd_keras.layers.CosineDense` head gives cosines directly).
+    φ(y) is the one-hot embedding of the class; ``y_pred`` is the network's plain output
+    (a linear head, as Barz & Denzler and the thesis's ``1 − σ_cos(f(θ), φ(y))``); the
+    predicted class is its argmax.
     """
 
     def __init__(self, name="cosine_loss", **kwargs):
@@ -145,6 +146,21 @@ class CategoricalHinge(_Loss):
         positive = ops.sum(onehot * y_pred, axis=-1)
         negative = ops.max(ops.where(onehot > 0, -1e30, y_pred), axis=-1)
         return ops.relu(negative - positive + 1.0)
+
+
+@_register
+class ThesisHinge(_Loss):
+    """The thesis's hinge, as written there: ``L = Σ_j max(0, ½ − y_j ŷ_j)`` with y in {0, 1}.
+
+    Only the target class's score enters (the other terms are ½ for every sample), so the
+    loss pushes the target score above ½ and stops there. ``y_pred`` is a raw score.
+    """
+
+    def __init__(self, name="thesis_hinge", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def compute(self, onehot, y_pred):
+        return ops.sum(ops.relu(0.5 - onehot * y_pred), axis=-1)
 
 
 class _ProbabilityDistance(_Loss):
@@ -273,9 +289,10 @@ class LossSpec:
 
 _BY_NAME = {
     "softmax": (lambda: keras.losses.CategoricalCrossentropy(name="softmax"), "softmax"),
-    "cosine": (CosineLoss, "cosine"),
+    "cosine": (CosineLoss, "linear"),
     "am-softmax": (AMSoftmax, "cosine"),
     "hinge": (CategoricalHinge, "linear"),
+    "thesis-hinge": (ThesisHinge, "linear"),
     "huber": (Huber, "softmax"),
     "l1": (L1Sigma, "softmax"),
     "l2": (L2Sigma, "softmax"),

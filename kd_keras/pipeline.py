@@ -27,7 +27,7 @@ def timing_run(exp, images=None):
         folder = data.resolve_source(exp.data_dir, exp.cache_dir)
         dataset = data.split(data.scan(folder), seed=exp.seed)
     paths = [path for path, _ in dataset.splits["test"]][: images or exp.preset.timing_images]
-    result = timing.benchmark(paths, exp.preset.timing_size, exp.weights, log=exp.log)
+    result = timing.benchmark(paths, exp.preset.timing_size, exp.backbone, log=exp.log)
     result["preset"] = exp.preset.name
     runs.write_json(os.path.join(exp.run_dir("timing"), "metrics.json"), result)
     return result

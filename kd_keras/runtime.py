@@ -57,6 +57,23 @@ def _reduce_nests(strategy):
     return strategy
 
 
+def cpu_only(threads=None):
+    """Hides every GPU and sets the CPU thread count; call before TensorFlow runs any op.
+
+    The paper's latencies are CPU numbers (a 2-core i7-7500U): ``kd-keras bench`` calls this
+    so a machine with a GPU still measures what the tables say.
+    """
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    try:
+        tf.config.set_visible_devices([], "GPU")
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as exc:  # TensorFlow already initialised
+        raise UserError(f"cannot hide GPUs or set threads after TensorFlow started: {exc}") from None
+
+
 class _RetracingFilter(logging.Filter):
     def filter(self, record):
         return "triggered tf.function retracing" not in record.getMessage()

@@ -6,6 +6,7 @@ each network is timed at batch size 1 after a warm-up, model-only and with
 load-and-preprocess, in the same process, so the ratio compares like with like.
 """
 
+import os
 import time
 
 import numpy as np
@@ -45,27 +46,52 @@ def end_to_end_latency(model, paths, size):
     return _timed(run, list(paths))
 
 
-def benchmark(paths, size=224, weights="none", log=print):
-    """Times the ResNet-50 teacher and the ResNet-18 student on the same images.
+def cpu_model():
+    """The processor's name from /proc/cpuinfo (Linux), or the platform's."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def benchmark(paths, size=224, teacher_backbone="resnet50", log=print):
+    """Times the paper's pair, ResNet-50 teacher and ResNet-18 student, on the same images.
+
+    Latency does not depend on the weights, so both networks are timed with random ones.
+    When the run's teacher has another backbone (EfficientNet-Lite0 in the ``cpu``
+    preset) it is timed too, as ``teacher_<backbone>_ms``.
 
     Args:
         paths: image files (the test split); each is timed once per network and mode.
         size: input side (224 in the paper).
-        weights: the teacher's weights; latency does not depend on them.
+        teacher_backbone: the backbone of the run's teacher.
 
     Returns:
         A dict with ``teacher_ms``, ``student_ms``, ``speedup`` (model only), the same with
-        ``_end_to_end`` (load and preprocess included, as the paper), and the setting.
+        ``_end_to_end`` (load and preprocess included, as the paper), and the setting:
+        device, CPU model and thread count.
     """
     images, _, _ = input_pipeline.decode_images(list(paths), size, "timing images", log)
     shape = (size, size, 3)
-    networks = {"teacher": models.teacher(weights, True, shape), "student": models.resnet18(shape)}
-    result = {"images": len(images), "size": size, "batch_size": 1}
+    networks = {"teacher": models.teacher(None, True, shape), "student": models.resnet18(shape)}
+    extra = models.canonical_name(teacher_backbone)
+    if extra != "resnet50":
+        networks[f"teacher_{extra}"] = models.teacher(None, True, shape, backbone_name=extra)
+    result = {"images": len(images), "size": size, "batch_size": 1, "weights": "random (latency does not depend on them)"}
     for name, model in networks.items():
         log(f"timing {name} on {len(images)} images")
         result[f"{name}_ms"] = 1000 * model_latency(model, images)
         result[f"{name}_ms_end_to_end"] = 1000 * end_to_end_latency(model, paths[: len(images)], size)
     result["speedup"] = result["teacher_ms"] / result["student_ms"]
     result["speedup_end_to_end"] = result["teacher_ms_end_to_end"] / result["student_ms_end_to_end"]
-    result["cpu_threads"] = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    gpus = tf.config.list_logical_devices("GPU")
+    result["device"] = "GPU" if gpus else "CPU"
+    result["cpu_model"] = cpu_model()
+    result["cpu_threads"] = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     return result

@@ -91,6 +91,24 @@ def test_split_is_stratified_deterministic_and_cuts_test_from_valid(tmp_path):
     assert set(data.split(two).splits) == {"train", "valid", "test"}
 
 
+def test_train_and_test_without_valid_keeps_the_given_test(tmp_path):
+    for split, n in (("train", 20), ("test", 4)):
+        for c in ("apple", "banana"):
+            for i in range(n):
+                _image(tmp_path / "fruits" / split / c / f"{i}.jpg")
+    dataset = data.split(data.scan(tmp_path / "fruits"), seed=0)
+    given_test = sorted(data.scan(tmp_path / "fruits").splits["test"])
+    assert sorted(dataset.splits["test"]) == given_test
+    assert {s: len(v) for s, v in dataset.splits.items()} == {"train": 34, "valid": 6, "test": 8}
+    assert not set(dataset.splits["valid"]) & set(given_test)
+
+
+def test_flip_and_shift_draw_from_their_own_seeds():
+    augment = input_pipeline.augmentation(flip=True, shift=0.4, seed=5)
+    flip, shift = augment.layers
+    assert flip.seed != shift.seed
+
+
 def test_subsample_keeps_per_class_limits():
     items = [(f"/x/{c}/{i}.jpg", c) for c in (0, 1) for i in range(50)]
     small = data.subsample(data.Dataset("d", ["a", "b"], {"train": items}), {"train": 7})

@@ -87,6 +87,18 @@ def test_categorical_hinge_matches_reference_and_keras():
     )
 
 
+def test_thesis_hinge_matches_the_formula_as_written():
+    onehot = _onehot(LABELS)
+    expected = np.maximum(0, 0.5 - onehot * SCORES).sum(-1).mean()  # Σ_j max(0, ½ − y_j ŷ_j)
+    np.testing.assert_allclose(float(losses.ThesisHinge()(LABELS, SCORES)), expected, rtol=1e-5)
+
+
+def test_cosine_loss_trains_a_linear_head_and_am_softmax_a_cosine_head():
+    assert losses.get("cosine").head == "linear"
+    assert losses.get("am-softmax").head == "cosine"
+    assert losses.get("thesis-hinge").head == "linear"
+
+
 @pytest.mark.parametrize("loss_cls, power", [(losses.L1Sigma, 1), (losses.L2Sigma, 2)])
 def test_probability_distances_match_reference(loss_cls, power):
     expected = (np.abs(_onehot(LABELS) - PROBS) ** power).sum(-1).mean()
