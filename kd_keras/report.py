@@ -8,9 +8,11 @@ import glob
 import os
 
 import numpy as np
+import pandas as pd
 
 from kd_keras import figures, metrics, paper_values as paper
 from kd_keras.claims import claims_table
+from kd_keras.frame import load_runs  # noqa: F401  (the report's public data source)
 from kd_keras.runs import read_json
 from kd_keras.tables import NOT_RUN, Table, difference, mean_std
 
@@ -48,22 +50,16 @@ def kd_groups(runs_dir):
     return groups
 
 
-def kd_value(m, which):
-    """(loss, accuracy) of one run for a row of the teacher/students table."""
-    if m is None:
-        return None, None
-    best = m.get("best", {})
-    if which in ("train", "valid"):
-        return best.get(f"{which}_loss"), best.get(f"{which}_accuracy")
-    if which == "train_targets":
-        return None, best.get("train_target_accuracy")
-    if which == "test_aug_mean":
-        entry = m.get("test_augmented") or {}
-        return entry.get("loss_mean"), entry.get("accuracy_mean")
-    key = {"test": None, "test_aug": "test_augmented", "test_teacher": "test_teacher_labels",
-           "test_aug_teacher": "test_teacher_labels_augmented"}[which]
-    entry = m["eval"]["test"] if key is None else m.get(key)
-    return (entry["loss"], entry["accuracy"]) if entry else (None, None)
+# Rows of the teacher/students table -> the frame's split names (see kd_keras.frame).
+_FRAME_SPLIT = {"train": "train_best", "valid": "valid_best", "test": "test", "test_aug": "test_augmented",
+                "test_aug_mean": "test_augmented_mean", "test_teacher": "test_teacher_labels",
+                "test_aug_teacher": "test_teacher_labels_augmented", "train_targets": "train_targets_best"}
+
+
+def frame_values(frame, run, split, column):
+    """``column`` of ``run`` on ``split`` for each seed, in seed order; None where a value is missing."""
+    rows = frame[(frame["run"] == run) & (frame["split"] == split)].sort_values("seed", kind="stable")
+    return [None if pd.isna(v) else float(v) for v in rows[column]]
 
 
 def _per_seed(seeds, run_name, fn):
@@ -87,7 +83,8 @@ def _scale_caption(seeds):
             f"17,500/3,750/3,750 images, 100 student epochs, K not stated.")
 
 
-def kd_tables(seeds, caption):
+def kd_tables(seeds, caption, frame):
+    """The distillation tables of one experiment; numbers from ``frame`` (:func:`load_runs`)."""
     results = Table("teacher_students", "Teacher and students: loss and accuracy",
                     ["network", "set", "loss paper", "loss ours", "Δ loss", "acc paper", "acc ours", "Δ acc"], caption)
     for net, run in NETWORKS.items():
@@ -98,8 +95,8 @@ def kd_tables(seeds, caption):
             if paper_row is not None and (net, paper_row) not in paper.KD_TABLE:
                 continue
             p_loss, p_acc = paper.KD_TABLE[(net, paper_row)] if paper_row else (None, None)
-            values = _per_seed(seeds, run, lambda m: kd_value(m, which))
-            losses_, accs = [v[0] for v in values], [v[1] for v in values]
+            losses_ = frame_values(frame, run, _FRAME_SPLIT[which], "loss")
+            accs = frame_values(frame, run, _FRAME_SPLIT[which], "accuracy")
             results.add(net, label, "" if p_loss is None else p_loss, mean_std(losses_),
                         difference(losses_, p_loss), "" if p_acc is None else p_acc, mean_std(accs),
                         difference(accs, p_acc))
@@ -108,8 +105,7 @@ def kd_tables(seeds, caption):
     for net, run in NETWORKS.items():
         for s in ("train", "valid", "test"):
             p_acc, p_unc = paper.UNCERTAINTY[net][s]
-            accs = _per_seed(seeds, run, lambda m: m["eval"][s]["accuracy"])
-            uncs = _per_seed(seeds, run, lambda m: m["eval"][s]["uncertainty"])
+            accs, uncs = frame_values(frame, run, s, "accuracy"), frame_values(frame, run, s, "uncertainty")
             unc.add(net, s, p_acc, mean_std(accs), difference(accs, p_acc),
                     p_unc, mean_std(uncs, 5), difference(uncs, p_unc, 5))
     hists = []
@@ -130,8 +126,7 @@ def kd_tables(seeds, caption):
             run = f"student-{kind}" if k == 0 else f"{kind}-chain-{k}"
             for s in ("train", "valid", "test"):
                 p_acc, p_unc = paper.CHAINS[kind][k][s]
-                accs = _per_seed(seeds, run, lambda m: m["eval"][s]["accuracy"])
-                uncs = _per_seed(seeds, run, lambda m: m["eval"][s]["uncertainty"])
+                accs, uncs = frame_values(frame, run, s, "accuracy"), frame_values(frame, run, s, "uncertainty")
                 chain.add(kind, k, s, p_acc, mean_std(accs), p_unc, mean_std(uncs, 5))
     epochs = Table("epochs_to_best", "Epoch of the best validation accuracy",
                    ["network", "paper (of 100)", "ours"], caption)
@@ -181,7 +176,7 @@ def loss_groups(runs_dir):
     return found
 
 
-def loss_table(preset, datasets):
+def loss_table(preset, datasets, frame):
     """Table 4's layout: losses by datasets, mean ± std over seeds, exact McNemar vs the best loss."""
     names = sorted(datasets)
     table = Table(f"losses_{preset}", f"Loss functions: valid accuracy after training (preset {preset})",
@@ -191,8 +186,8 @@ def loss_table(preset, datasets):
     losses_ = sorted({loss for d in names for loss in datasets[d]})
     cells = {loss: [] for loss in losses_}
     for d in names:
-        acc = {loss: [read_json(os.path.join(r, "metrics.json"))["valid_accuracy"]
-                      for _, r in sorted(datasets[d].get(loss, {}).items())] for loss in losses_}
+        rows = frame[frame["experiment"] == f"losses-{preset}/{d}"]
+        acc = {loss: frame_values(rows, loss, "valid", "accuracy") for loss in losses_}
         ranked = [loss for loss in losses_ if acc[loss]]
         best = max(ranked, key=lambda loss: np.mean(acc[loss])) if ranked else None
         for loss in losses_:
@@ -220,13 +215,15 @@ def _paired_mcnemar(runs_a, runs_b):
 def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=print):
     """Writes every table (Markdown, CSV, LaTeX) and figure; returns the paths written."""
     written = []
+    frame = load_runs(runs_dir)
     for group, seeds in kd_groups(runs_dir).items():
         caption = _scale_caption(seeds)
-        for table in kd_tables(seeds, caption) + [timing_table(seeds, caption)]:
+        rows = frame[frame["experiment"] == group]
+        for table in kd_tables(seeds, caption, rows) + [timing_table(seeds, caption)]:
             written += table.write(os.path.join(out, group), latex)
         written += figures.kd_figures(seeds, os.path.join(figures_dir, group))
     for preset, datasets in loss_groups(runs_dir).items():
-        written += loss_table(preset, datasets).write(out, latex)
+        written += loss_table(preset, datasets, frame).write(out, latex)
         written += figures.loss_figures(datasets, os.path.join(figures_dir, f"losses-{preset}"))
     claims = claims_table(kd_groups(runs_dir), loss_groups(runs_dir), paper.LOSS_TABLE)
     if claims.rows:

@@ -1,7 +1,5 @@
 """A small table type that writes Markdown, CSV and LaTeX the same way every time."""
 
-import csv
-import io
 import math
 import os
 
@@ -53,12 +51,14 @@ class Table:
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines) + "\n"
 
+    def frame(self):
+        """The table as a ``pandas.DataFrame`` of strings."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns, dtype=str)
+
     def csv(self):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self.columns)
-        writer.writerows(self.rows)
-        return buffer.getvalue()
+        return self.frame().to_csv(index=False, lineterminator="\n")
 
     def latex(self):
         escape = lambda s: s.replace("±", r"$\pm$").replace("_", r"\_").replace("%", r"\%").replace("#", r"\#")  # noqa: E731

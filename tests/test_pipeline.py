@@ -95,12 +95,30 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     first = report.write_report(runs_dir, str(tmp_path / "a"), str(tmp_path / "fa"), latex=True, log=lambda *_: None)
     report.write_report(runs_dir, str(tmp_path / "b"), str(tmp_path / "fb"), latex=True, log=lambda *_: None)
     tables = [p for p in first if p.endswith((".md", ".csv", ".tex"))]
-    assert len(tables) == 3 * 8 and any(p.endswith("latency.png") for p in first)
+    assert len(tables) == 3 * 9 and any(p.endswith("latency.png") for p in first)
+    claims = open(os.path.join(tmp_path, "a", "claims.md")).read()
+    assert "soft ≥ classic > hard" in claims and "twice as fast" in claims
     for path in tables:
         assert filecmp.cmp(path, path.replace(str(tmp_path / "a"), str(tmp_path / "b")), shallow=False), path
     chains = open(os.path.join(tmp_path, "a", "synthetic-smoke", "chains.md")).read()
     assert "not run" in chains  # generations 3-6 were not trained: marked, not crashed
     assert "0.95293" in open(os.path.join(tmp_path, "a", "synthetic-smoke", "teacher_students.md")).read()
+
+
+def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
+    runs_dir, exp = kd_runs
+    frame = report.load_runs(runs_dir)
+    for column in ("experiment", "seed", "run", "kind", "mode", "generation", "split", "accuracy", "loss",
+                   "uncertainty", "backbone", "weights"):
+        assert column in frame.columns
+    soft = json.load(open(os.path.join(exp.run_dir("student-soft"), "metrics.json")))
+    row = frame.query("run == 'student-soft' and split == 'test'").iloc[0]
+    assert (row["kind"], row["mode"], row["generation"], row["seed"]) == ("student", "soft", 0, 0)
+    assert row.accuracy == soft["eval"]["test"]["accuracy"] and row.uncertainty == soft["eval"]["test"]["uncertainty"]
+    assert frame.query("run == 'student-soft' and split == 'test_augmented_mean'").accuracy.iloc[0] == \
+        soft["test_augmented"]["accuracy_mean"]
+    assert frame.query("run == 'teacher'").backbone.unique().tolist() == ["resnet50"]
+    assert set(frame.query("run == 'hard-chain-2'").split) >= {"train", "valid", "test", "test_augmented"}
 
 
 def test_report_on_empty_runs_dir_writes_nothing(tmp_path):
