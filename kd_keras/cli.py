@@ -6,6 +6,7 @@ Every problem with the user's input ends in one line, ``error: ...``, and exit c
 import json
 import os
 import sys
+import time
 
 import click
 
@@ -35,9 +36,11 @@ def common(f):
         click.option("--deterministic", is_flag=True, help="seeded TensorFlow op determinism"),
         click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
                      show_default=True, help="tf.distribute strategy"),
-        click.option("--mixed-precision", type=click.Choice(["off", "float16", "bfloat16"]), default="off",
-                     show_default=True, help="compute in float16/bfloat16; losses stay float32"),
+        click.option("--mixed-precision", type=click.Choice(["off", "float16", "bfloat16"]), default=None,
+                     help="compute in float16/bfloat16; losses stay float32 (default: the preset's)"),
         click.option("--quiet", is_flag=True, help="no progress bars"),
+        click.option("--stop-after", type=float, default=None, metavar="MINUTES",
+                     help="stop at the first epoch's end after this many minutes; the same command resumes"),
     ]
     for option in reversed(options):
         f = option(f)
@@ -45,25 +48,43 @@ def common(f):
 
 
 def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, batch_size, fine_tune_teacher,
-                 deterministic, strategy, mixed_precision, quiet):
+                 deterministic, strategy, mixed_precision, quiet, stop_after):
     import dataclasses
 
-    from kd_keras import backbones, models, presets, runtime
-    from kd_keras.train import Experiment
+    from kd_keras import presets
 
+    # Everything that needs no TensorFlow is checked first: a wrong value is answered at once.
     chosen = presets.get(preset)
-    models.resolve_weights(weights)  # a missing weights file fails before any work
-    if teacher_backbone is not None:
-        teacher_backbone = backbones.check_name(teacher_backbone)
+    _check_data_dir(data_dir)
     if batch_size is not None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
         chosen = dataclasses.replace(chosen, batch_size=batch_size)
     if fine_tune_teacher:
         chosen = dataclasses.replace(chosen, teacher_fine_tune=True)
-    distribute = runtime.configure(deterministic=deterministic, strategy=strategy, mixed_precision=mixed_precision)
-    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet), teacher_backbone)
-            for seed in seeds]
+    if stop_after is not None and stop_after <= 0:
+        raise UserError(f"--stop-after must be > 0 minutes, got {stop_after}")
+    deadline = None if stop_after is None else time.time() + 60 * stop_after
+    if weights not in ("imagenet", "none") and not os.path.isfile(weights):
+        raise UserError(f"weights file not found: {weights} (pass 'imagenet', 'none' or a file path)")
+
+    from kd_keras import backbones, runtime
+    from kd_keras.train import Experiment
+
+    if teacher_backbone is not None:
+        teacher_backbone = backbones.check_name(teacher_backbone)
+    distribute = runtime.configure(deterministic=deterministic, strategy=strategy,
+                                   mixed_precision=mixed_precision or chosen.mixed_precision)
+    return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet), teacher_backbone,
+                       deadline) for seed in seeds]
+
+
+def _check_data_dir(data_dir):
+    """A plain folder that does not exist is an error before anything is loaded."""
+    if data_dir == "synthetic" or data_dir.startswith(("synthetic:", "tfds:")):
+        return
+    if not os.path.isdir(data_dir):
+        raise UserError(f"data folder not found: {data_dir}")
 
 
 def _verbosity(quiet):
@@ -109,10 +130,11 @@ def data_command(data_dir, as_json, runs_dir):
 @cli.command()
 @common
 def teacher(**options):
-    """Train the ResNet-50 teacher."""
+    """Train the teacher (ResNet-50, or the preset's backbone)."""
+    experiments = _experiments(**options)
     from kd_keras import train
 
-    for exp in _experiments(**options):
+    for exp in experiments:
         click.echo(train.train_teacher(exp))
 
 
@@ -122,9 +144,10 @@ def teacher(**options):
 @common
 def student(mode, teacher_dir, **options):
     """Train a ResNet-18 student on true, hard or soft teacher labels."""
+    experiments = _experiments(**options)
     from kd_keras import train
 
-    for exp in _experiments(**options):
+    for exp in experiments:
         click.echo(train.train_student(exp, mode, teacher_dir or exp.run_dir("teacher")))
 
 
@@ -134,11 +157,12 @@ def student(mode, teacher_dir, **options):
 @common
 def recursive(generations, chain, **options):
     """Recursive distillation: each generation learns from the previous one."""
-    from kd_keras import pipeline
-
     if generations < 1:
         raise UserError(f"--generations must be >= 1, got {generations}")
-    for exp in _experiments(**options):
+    experiments = _experiments(**options)
+    from kd_keras import pipeline
+
+    for exp in experiments:
         pipeline.chains(exp, generations, ("hard", "soft") if chain == "both" else (chain,))
 
 
@@ -149,10 +173,12 @@ def recursive(generations, chain, **options):
 @common
 def bench(as_json, images, threads, **options):
     """Per-image CPU latency of teacher and student at batch size 1 (GPUs hidden)."""
-    from kd_keras import pipeline, runtime
-
     if images is not None and images < 1:
         raise UserError(f"--images must be >= 1, got {images}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    from kd_keras import pipeline, runtime
+
     runtime.cpu_only(threads)
     exp = _experiments(**options)[0]
     result = pipeline.timing_run(exp, images)
@@ -163,14 +189,23 @@ def bench(as_json, images, threads, **options):
 @click.option("--generations", default=6, show_default=True, type=int)
 @click.option("--report/--no-report", default=True,
               help="write tables and figures into RUNS_DIR/results and RUNS_DIR/figures at the end")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="print what the replay will do and its estimated minutes (a short warm-up), train nothing")
 @common
-def reproduce(generations, report, **options):
+def reproduce(generations, report, plan_only, **options):
     """Paper B end to end: teacher, three students, both chains, timing, report."""
-    from kd_keras import pipeline, report as report_module
-
     if generations < 1:
         raise UserError(f"--generations must be >= 1, got {generations}")
-    for exp in _experiments(**options):
+    experiments = _experiments(**options)
+    from kd_keras import pipeline, plan, report as report_module
+
+    if plan_only or experiments[0].preset.estimate_before_run:
+        minutes = plan.plan(experiments[0], generations, log=click.echo)
+        if len(experiments) > 1:
+            click.echo(f"  {len(experiments)} seeds: about {len(experiments) * minutes['total']:.0f} min in all")
+    if plan_only:
+        return
+    for exp in experiments:
         pipeline.reproduce(exp, generations)
     if report:
         runs_dir = options["runs_dir"]
@@ -192,16 +227,21 @@ def reproduce(generations, report, **options):
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs_dir, quiet):
     """Paper A: compare losses on small class-folder datasets."""
-    from kd_keras import loss_study, losses, presets
+    from kd_keras import catalog, presets
 
     for name in loss_names:
-        if name not in losses.NAMES:
-            raise UserError(f"unknown loss {name!r}; choose from {', '.join(losses.NAMES)}")
+        if name not in catalog.LOSS_HEADS:
+            raise UserError(f"unknown loss {name!r}; choose from {', '.join(catalog.LOSS_HEADS)}")
+    chosen = presets.get(preset)
+    for data_dir in data_dirs:
+        _check_data_dir(data_dir)
+    from kd_keras import loss_study
+
     if backbone is not None:
         from kd_keras import backbones
 
         backbone = backbones.check_name(backbone)
-    loss_study.study_losses(list(data_dirs), list(loss_names), seeds, presets.get(preset), runs_dir,
+    loss_study.study_losses(list(data_dirs), list(loss_names), seeds, chosen, runs_dir,
                             backbone, weights, verbose=_verbosity(quiet))
 
 
@@ -247,8 +287,8 @@ def main(argv=None):
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        click.echo(f"{getattr(exc, 'prefix', 'error')}: {exc}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         click.echo("error: interrupted; run the same command again to resume", err=True)
         sys.exit(130)

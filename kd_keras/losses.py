@@ -15,6 +15,8 @@ import math
 import keras
 from keras import ops
 
+from kd_keras.catalog import LOSS_HEADS
+
 _register = keras.saving.register_keras_serializable(package="kd_keras")
 
 
@@ -287,17 +289,18 @@ class LossSpec:
     head: str
 
 
-_BY_NAME = {
-    "softmax": (lambda: keras.losses.CategoricalCrossentropy(name="softmax"), "softmax"),
-    "cosine": (CosineLoss, "linear"),
-    "am-softmax": (AMSoftmax, "cosine"),
-    "hinge": (CategoricalHinge, "linear"),
-    "thesis-hinge": (ThesisHinge, "linear"),
-    "huber": (Huber, "softmax"),
-    "l1": (L1Sigma, "softmax"),
-    "l2": (L2Sigma, "softmax"),
-    "l-softmax": (LSoftmax, "lsoftmax"),
+_FACTORIES = {
+    "softmax": lambda: keras.losses.CategoricalCrossentropy(name="softmax"),
+    "cosine": CosineLoss,
+    "am-softmax": AMSoftmax,
+    "hinge": CategoricalHinge,
+    "thesis-hinge": ThesisHinge,
+    "huber": Huber,
+    "l1": L1Sigma,
+    "l2": L2Sigma,
+    "l-softmax": LSoftmax,
 }
+_BY_NAME = {name: (_FACTORIES[name], head) for name, head in LOSS_HEADS.items()}
 
 NAMES = tuple(_BY_NAME)
 

@@ -14,7 +14,36 @@ import shutil
 import keras
 import numpy as np
 
-from kd_keras.errors import NonFiniteLossError
+from kd_keras.errors import NonFiniteLossError, UserError
+
+
+class DeadlineReached(UserError):
+    """``--stop-after`` ran out at an epoch's end; the run resumes from there when run again."""
+
+    exit_code = 3
+    prefix = "stopped"
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops training after the epoch that ends past ``deadline`` (a ``time.time()`` value).
+
+    Put it after ``BackupAndRestore``: the epoch is saved, then training stops, and the same
+    command resumes from the next epoch.
+    """
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_epoch_end(self, epoch, logs=None):
+        check_deadline(self.deadline, f"after epoch {epoch + 1}")
+
+
+def check_deadline(deadline, where="before the next run"):
+    import time
+
+    if deadline is not None and time.time() > deadline:
+        raise DeadlineReached(f"{where}: the --stop-after time is up; run the same command again to resume")
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -108,8 +137,12 @@ class RunMonitor(keras.callbacks.Callback):
         write_text(self.history_path, "\n".join(lines) + "\n")
 
 
-def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1):
+def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, deadline=None):
     """``model.fit`` that resumes from the last completed epoch after any crash.
+
+    Args:
+        deadline: a ``time.time()`` value; training stops with :class:`DeadlineReached` after
+            the first epoch that ends past it, its state saved for the next attempt.
 
     Returns the history rows of all epochs, including those of earlier attempts.
     """
@@ -120,6 +153,8 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1):
         print(f"resuming {run_dir} after epoch {read_json(state)['epoch']} of {epochs}", flush=True)
     # double_checkpoint keeps the previous state, used when a kill cut the latest one short.
     callbacks = [RunMonitor(run_dir, save_best), keras.callbacks.BackupAndRestore(checkpoint, double_checkpoint=True)]
+    if deadline is not None:
+        callbacks.append(Deadline(deadline))
     # The tf.data pipelines shuffle themselves; Keras's own shuffle would only warn.
     model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     shutil.rmtree(checkpoint, ignore_errors=True)

@@ -44,6 +44,7 @@ class Experiment:
     strategy: object = None
     verbose: int = 1
     teacher_backbone: str = None
+    deadline: float = None  # a time.time() value: stop at the next epoch's end after it (--stop-after)
 
     @property
     def backbone(self):
@@ -119,6 +120,8 @@ def run_seed(seed, name):
 
 def _start(exp, name, config, parent_dir=None):
     run_dir = exp.run_dir(name)
+    if not runs.is_complete(run_dir):
+        runs.check_deadline(exp.deadline)
     os.makedirs(run_dir, exist_ok=True)
     full_config = {"name": name, "preset": dataclasses.asdict(exp.preset), "data_dir": exp.data_dir,
                    "seed": exp.seed, "run_seed": run_seed(exp.seed, name), "parent": parent_dir, **config}
@@ -241,7 +244,8 @@ def train_teacher(exp):
     train = train.shuffle(len(labels["train"]), seed=seed).map(flipped_at_random).batch(p.batch_size)
     valid = tf.data.Dataset.from_tensor_slices((feats["valid"], labels["valid"])).batch(p.batch_size)
     history = runs.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
-                                 save_best=lambda path: model.save(path), verbose=exp.verbose)
+                                 save_best=lambda path: model.save(path), verbose=exp.verbose,
+                                 deadline=exp.deadline)
     best = keras.models.load_model(os.path.join(run_dir, "model.keras"))
     best_head = models.teacher_head(best)
     predictions = {s: best_head.predict(feats[s], verbose=0).reshape(-1) for s in SPLITS}
@@ -272,7 +276,8 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     train = input_pipeline.pipeline(images["train"][0], y, p.batch_size, augment, shuffle=True, seed=seed)
     valid = input_pipeline.pipeline(images["valid"][0], labels["valid"], p.batch_size)
     history = runs.fit_resumable(distiller, train, valid, epochs, run_dir,
-                                 save_best=lambda path: model.save(path), verbose=exp.verbose)
+                                 save_best=lambda path: model.save(path), verbose=exp.verbose,
+                                 deadline=exp.deadline)
     best = model
     best.load_weights(os.path.join(run_dir, "model.keras"))  # same model: its traced predict is reused
     predictions = _predict_splits(best, {s: images[s][0] for s in SPLITS})
