@@ -170,8 +170,10 @@ def recursive(generations, chain, **options):
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON (last line)")
 @click.option("--images", default=None, type=int, help="number of test images (default: the preset's)")
 @click.option("--threads", default=None, type=int, help="CPU threads (the paper's CPU had 2 cores; default: all)")
+@click.option("--student", "student_dir", default=None, help="a student run folder: time its trained model")
+@click.option("--exported", default=None, help="an exported student (.tflite/.onnx): time it in its runtime too")
 @common
-def bench(as_json, images, threads, **options):
+def bench(as_json, images, threads, student_dir, exported, **options):
     """Per-image CPU latency of teacher and student at batch size 1 (GPUs hidden)."""
     if images is not None and images < 1:
         raise UserError(f"--images must be >= 1, got {images}")
@@ -179,9 +181,14 @@ def bench(as_json, images, threads, **options):
         raise UserError(f"--threads must be >= 1, got {threads}")
     from kd_keras import pipeline, runtime
 
+    for path in filter(None, (student_dir, exported)):
+        if not os.path.exists(path):
+            raise UserError(f"not found: {path}")
+    if exported and not os.path.exists(exported.rstrip("/") + ".json"):
+        raise UserError(f"{exported} has no .json beside it; make it with kd-keras export")
     runtime.cpu_only(threads)
     exp = _experiments(**options)[0]
-    result = pipeline.timing_run(exp, images)
+    result = pipeline.timing_run(exp, images, student_dir, exported, threads)
     click.echo(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
@@ -212,6 +219,28 @@ def reproduce(generations, report, plan_only, **options):
         for path in report_module.write_report(runs_dir, os.path.join(runs_dir, "results"),
                                                os.path.join(runs_dir, "figures")):
             click.echo(path)
+
+
+@cli.command("export")
+@click.argument("run_dir")
+@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx", "saved_model"]), default="tflite",
+              show_default=True)
+@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none",
+              show_default=True, help="int8 calibrates on the run's own training images")
+@click.option("--out", default=None, help="the exported file (default: inside RUN_DIR)")
+@click.option("--image-size", type=int, default=None,
+              help="export a ResNet-18 student at another input size, e.g. 224 for the paper's timing")
+def export_command(run_dir, fmt, quantize, out, image_size):
+    """Export a run's best model, score it on the run's test split, write <file>.json beside it."""
+    if not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        raise UserError(f"{run_dir} is not a finished run (no metrics.json)")
+    from kd_keras import export
+
+    export.check_choice(fmt, quantize)
+    if image_size is not None and image_size < 32:
+        raise UserError(f"--image-size must be >= 32, got {image_size}")
+    path = export.export_run(run_dir, fmt, quantize, out, image_size=image_size, log=click.echo)
+    click.echo(json.dumps(export.runs.read_json(path.rstrip("/") + ".json")))
 
 
 @cli.command("losses")

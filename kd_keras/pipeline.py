@@ -2,7 +2,7 @@
 
 import os
 
-from kd_keras import data, runs, timing, train
+from kd_keras import data, models, runs, timing, train
 from kd_keras.distill import MODES
 
 
@@ -18,8 +18,13 @@ def chains(exp, generations, kinds=("hard", "soft")):
     return {kind: train.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
 
 
-def timing_run(exp, images=None):
-    """Latency of teacher and student on the test images; saved as ``timing/metrics.json``."""
+def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
+    """Latency of teacher and student on the test images; saved as ``timing/metrics.json``.
+
+    With ``student_dir`` its trained model is timed; with ``exported`` (a ``.tflite`` or
+    ``.onnx`` file) the exported student too, at that file's input size, and the result is
+    saved beside it as ``<file>.timing.json`` instead.
+    """
     split_file = os.path.join(exp.run_dir("teacher"), "split.json")
     if os.path.exists(split_file):
         dataset = data.Dataset.load(split_file)
@@ -27,9 +32,23 @@ def timing_run(exp, images=None):
         folder = data.resolve_source(exp.data_dir, exp.cache_dir)
         dataset = data.split(data.scan(folder), seed=exp.seed)
     paths = [path for path, _ in dataset.splits["test"]][: images or exp.preset.timing_images]
-    result = timing.benchmark(paths, exp.preset.timing_size, exp.backbone, log=exp.log)
+    size, student = exp.preset.timing_size, None
+    if exported:
+        size = runs.read_json(exported.rstrip("/") + ".json")["image_size"]
+    if student_dir or exported:
+        import keras
+
+        source = student_dir or os.path.dirname(os.path.abspath(exported))
+        student = keras.models.load_model(os.path.join(source, "model.keras"))
+        if student.input_shape[1] != size:  # same weights, the timing size (the network is fully convolutional)
+            resized = models.resnet18((size, size, 3))
+            resized.set_weights(student.get_weights())
+            student = resized
+    result = timing.benchmark(paths, size, exp.backbone, log=exp.log, student=student, exported=exported,
+                              threads=threads)
     result["preset"] = exp.preset.name
-    runs.write_json(os.path.join(exp.run_dir("timing"), "metrics.json"), result)
+    target = exported.rstrip("/") + ".timing.json" if exported else os.path.join(exp.run_dir("timing"), "metrics.json")
+    runs.write_json(target, result)
     return result
 
 

@@ -21,6 +21,7 @@ _FOREIGN_WARNINGS = (
     r".*tf\.lite\.Interpreter is deprecated.*",
     r".*Skipping nested container.*",
     r".*Your input ran out of data.*",
+    r".*In the future `np\.object` will be defined.*",
 )
 
 

@@ -46,6 +46,15 @@ def end_to_end_latency(model, paths, size):
     return _timed(run, list(paths))
 
 
+def exported_latency(path, images, threads=None):
+    """Mean seconds per image of an exported model (``.tflite``, ``.onnx``) in its runtime."""
+    from kd_keras.export import load_runtime
+
+    run = load_runtime(path, threads)
+    batches = [image[None].astype("float32") / 255.0 for image in images]
+    return _timed(run, batches)
+
+
 def cpu_model():
     """The processor's name from /proc/cpuinfo (Linux), or the platform's."""
     import platform
@@ -60,7 +69,7 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def benchmark(paths, size=224, teacher_backbone="resnet50", log=print):
+def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=None, exported=None, threads=None):
     """Times the paper's pair, ResNet-50 teacher and ResNet-18 student, on the same images.
 
     Latency does not depend on the weights, so both networks are timed with random ones.
@@ -71,6 +80,9 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print):
         paths: image files (the test split); each is timed once per network and mode.
         size: input side (224 in the paper).
         teacher_backbone: the backbone of the run's teacher.
+        student: a trained student (a Keras model of input ``size``) to time instead of a fresh ResNet-18.
+        exported: an exported student file, timed in its runtime as ``exported_ms`` on the same images.
+        threads: the runtime's threads for ``exported`` (Keras's are set by :func:`runtime.cpu_only`).
 
     Returns:
         A dict with ``teacher_ms``, ``student_ms``, ``speedup`` (model only), the same with
@@ -79,7 +91,7 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print):
     """
     images, _, _ = input_pipeline.decode_images(list(paths), size, "timing images", log)
     shape = (size, size, 3)
-    networks = {"teacher": models.teacher(None, True, shape), "student": models.resnet18(shape)}
+    networks = {"teacher": models.teacher(None, True, shape), "student": student or models.resnet18(shape)}
     extra = models.canonical_name(teacher_backbone)
     if extra != "resnet50":
         networks[f"teacher_{extra}"] = models.teacher(None, True, shape, backbone_name=extra)
@@ -90,6 +102,11 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print):
         result[f"{name}_ms_end_to_end"] = 1000 * end_to_end_latency(model, paths[: len(images)], size)
     result["speedup"] = result["teacher_ms"] / result["student_ms"]
     result["speedup_end_to_end"] = result["teacher_ms_end_to_end"] / result["student_ms_end_to_end"]
+    if exported:
+        log(f"timing {os.path.basename(exported)} on {len(images)} images")
+        result["exported"] = os.path.basename(exported)
+        result["exported_ms"] = 1000 * exported_latency(exported, images, threads)
+        result["exported_speedup"] = result["teacher_ms"] / result["exported_ms"]
     gpus = tf.config.list_logical_devices("GPU")
     result["device"] = "GPU" if gpus else "CPU"
     result["cpu_model"] = cpu_model()

@@ -121,6 +121,38 @@ def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
     assert set(frame.query("run == 'hard-chain-2'").split) >= {"train", "valid", "test", "test_augmented"}
 
 
+@pytest.mark.parametrize("fmt, quantize", [("tflite", "int8"), ("onnx", "none")])
+def test_export_scores_the_exported_student_on_the_runs_test_split(kd_runs, fmt, quantize, tmp_path):
+    from kd_keras import data, export, input_pipeline
+
+    runs_dir, exp = kd_runs
+    run_dir = exp.run_dir("student-soft")
+    out = str(tmp_path / f"student.{fmt}")
+    export.export_run(run_dir, fmt, quantize, out=out, calibration_images=8, log=lambda *_: None)
+    result = json.load(open(out + ".json"))
+    assert (result["format"], result["quantization"], result["image_size"]) == (fmt, quantize, 32)
+    split = data.Dataset.load(os.path.join(run_dir, "split.json")).splits["test"]
+    images, labels, _, _ = input_pipeline.cached_images(split, 32, exp.cache_dir, log=lambda *_: None)
+    p = export.load_runtime(out)(images.astype("float32") / 255.0).reshape(-1)
+    assert result["test_accuracy"] == float(np.mean((p > 0.5) == (labels > 0.5)))
+    soft = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert result["keras_test_accuracy"] == soft["eval"]["test"]["accuracy"]
+    assert result["accuracy_drop"] == pytest.approx(result["keras_test_accuracy"] - result["test_accuracy"])
+
+
+def test_export_without_its_runtime_names_the_extra(kd_runs, monkeypatch):
+    import builtins
+
+    from kd_keras import export
+    from kd_keras.errors import UserError
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name.startswith("onnxruntime") else real_import(name, *a, **k))
+    with pytest.raises(UserError, match=r"pip install 'kd_keras\[deploy\]'"):
+        export.export_run(kd_runs[1].run_dir("student-soft"), "onnx")
+
+
 def test_report_on_empty_runs_dir_writes_nothing(tmp_path):
     assert report.write_report(str(tmp_path), str(tmp_path / "r"), str(tmp_path / "f"), log=lambda *_: None) == []
 
