@@ -15,7 +15,7 @@ $(BIN)/kd-keras: setup.cfg pyproject.toml
 setup: $(BIN)/kd-keras
 
 demo: setup
-	$(BIN)/kd-keras reproduce --preset smoke --data-dir synthetic --weights none --runs-dir runs/demo
+	$(BIN)/kd-keras reproduce --preset smoke --data-dir synthetic --runs-dir runs/demo
 
 test: setup
 	$(BIN)/python -m pytest -q

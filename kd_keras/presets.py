@@ -77,7 +77,7 @@ PRESETS = {
     ),
     "smoke": Preset(
         "smoke", image_size=32, train_per_class=24, valid_per_class=8, test_per_class=8,
-        batch_size=16, estimate_before_run=False, teacher_epochs=2, student_epochs=2, augmented_evaluations=2,
+        batch_size=16, estimate_before_run=False, teacher_backbone="efficientnet-lite0", teacher_epochs=2, student_epochs=2, augmented_evaluations=2,
         timing_images=3, timing_size=64, loss_image_size=32, loss_epochs=2, loss_lr=1e-3,
         loss_fine_tune=False, loss_train_per_class=20, loss_valid_per_class=10,
     ),

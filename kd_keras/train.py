@@ -306,7 +306,8 @@ def _compiled_distiller(exp, model, mode, lr, decay):
     compiled Distiller: its student takes ``model``'s weights (freshly drawn with the
     run's own seed, so runs stay independent) and the optimizer state is set to zero.
     """
-    key = (model.name, tuple(model.input_shape), mode, lr, decay, id(exp.strategy))
+    key = (model.name, tuple(model.input_shape), mode, lr, decay, id(exp.strategy),
+           keras.mixed_precision.global_policy().name)
     if key in _COMPILED:
         distiller = _COMPILED[key]
         distiller.student.set_weights(model.get_weights())

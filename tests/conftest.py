@@ -16,3 +16,16 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+def tiny_student(shape=(32, 32, 3), name="tiny_student"):
+    """A few-layer CNN with batch norm and a sigmoid: fast to trace, for tests of training mechanics."""
+    import keras
+
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(8, 3, strides=2, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -4,6 +4,7 @@ import pytest
 
 from kd_keras import models
 from kd_keras.distill import Distiller
+from conftest import tiny_student
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(24, 32, 32, 3)).astype("float32")
@@ -50,8 +51,8 @@ def test_fit_evaluate_and_student_round_trip(tmp_path):
 
 
 def test_online_mode_calls_the_teacher_and_temperature_mode_trains():
-    teacher = models.resnet18((32, 32, 3), name="teacher_net")
-    distiller = Distiller(models.resnet18((32, 32, 3)), teacher=teacher, mode="soft", online=True,
+    teacher = tiny_student(name="teacher_net")
+    distiller = Distiller(tiny_student(), teacher=teacher, mode="soft", online=True,
                           temperature=4.0, alpha=0.5)
     distiller.compile(keras.optimizers.Adam(1e-3))
     before = [w.copy() for w in teacher.get_weights()]

@@ -117,7 +117,7 @@ def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
     assert row.accuracy == soft["eval"]["test"]["accuracy"] and row.uncertainty == soft["eval"]["test"]["uncertainty"]
     assert frame.query("run == 'student-soft' and split == 'test_augmented_mean'").accuracy.iloc[0] == \
         soft["test_augmented"]["accuracy_mean"]
-    assert frame.query("run == 'teacher'").backbone.unique().tolist() == ["resnet50"]
+    assert frame.query("run == 'teacher'").backbone.unique().tolist() == [exp.preset.teacher_backbone]
     assert set(frame.query("run == 'hard-chain-2'").split) >= {"train", "valid", "test", "test_augmented"}
 
 

@@ -8,7 +8,7 @@ import time
 import keras
 import pytest
 
-from kd_keras import pipeline, plan, presets, runs, runtime, train
+from kd_keras import plan, presets, runs, runtime, train
 
 
 def test_plan_counts_images_runs_steps_and_cache_without_training(tmp_path):
@@ -35,11 +35,11 @@ def test_gpu_preset_code_path_runs_on_cpu_with_tiny_data(tmp_path):
     runtime.configure(mixed_precision=tiny.mixed_precision)
     try:
         exp = train.Experiment(tiny, "synthetic:2:20", str(tmp_path), weights="imagenet", verbose=0)
-        pipeline.chains(exp, generations=1, kinds=("soft",))
+        student_dir = train.train_student(exp, "soft", train.train_teacher(exp))
         config = json.load(open(os.path.join(exp.run_dir("teacher"), "config.json")))
         assert config["backbone"] == "efficientnet-lite0" and config["preset"]["mixed_precision"] == "bfloat16"
-        assert runs.is_complete(exp.run_dir("soft-chain-1"))
-        student = keras.models.load_model(os.path.join(exp.run_dir("soft-chain-1"), "model.keras"))
+        assert runs.is_complete(student_dir)
+        student = keras.models.load_model(os.path.join(student_dir, "model.keras"))
         assert student.get_layer("conv1_conv").compute_dtype == "bfloat16"
         assert student.output.dtype == "float32"
     finally:

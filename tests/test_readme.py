@@ -24,7 +24,7 @@ def test_every_loss_example_in_the_readme_compiles_and_trains(monkeypatch):
 
     monkeypatch.setattr(keras.Model, "compile", recording_compile)
     exec(_python_block("import keras\nfrom kd_keras import layers, losses, models"), {})
-    assert len(compiled) == 7
+    assert len(compiled) == 8
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 2048)).astype("float32")
     for model in compiled:
