@@ -96,24 +96,32 @@ def soft_chain_histograms(seed_metrics, path):
     return _save(fig, path)
 
 
-def latency_bars(timing, path):
-    """Per-image latency of teacher and student: paper (s) beside ours (model only, end to end)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    labels = ["paper (i7-7500U, end to end)", "ours, model only", "ours, end to end"]
-    teacher = [paper.LATENCY_S["teacher"] * 1000, timing["teacher_ms"], timing["teacher_ms_end_to_end"]]
-    student = [paper.LATENCY_S["student"] * 1000, timing["student_ms"], timing["student_ms_end_to_end"]]
-    x = np.arange(3)
-    ax.bar(x - 0.2, teacher, 0.4, label="ResNet-50 teacher")
+def latency_bars(timing, path, exported=()):
+    """Per-image latency, teacher beside student: the paper's, ours in Keras, and each exported student.
+
+    Args:
+        timing: ``timing/metrics.json`` of the replay.
+        exported: ``(label, timing json)`` of exported students (``kd-keras bench --exported``); their
+            teacher bar is the Keras teacher timed in the same process.
+    """
+    groups = [("paper (i7-7500U)", paper.LATENCY_S["teacher"] * 1000, paper.LATENCY_S["student"] * 1000),
+              ("Keras, model only", timing["teacher_ms"], timing["student_ms"]),
+              ("Keras, end to end", timing["teacher_ms_end_to_end"], timing["student_ms_end_to_end"])]
+    groups += [(f"{label} ({t['size']} px)", t["teacher_ms"], t["exported_ms"]) for label, t in exported]
+    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(groups)), 4.5))
+    x = np.arange(len(groups))
+    teacher, student = [g[1] for g in groups], [g[2] for g in groups]
+    ax.bar(x - 0.2, teacher, 0.4, label="ResNet-50 teacher (Keras)")
     ax.bar(x + 0.2, student, 0.4, label="ResNet-18 student")
-    for i in range(3):
+    for i in range(len(groups)):
         ax.text(x[i], max(teacher[i], student[i]) * 1.02, f"{teacher[i] / student[i]:.2f}x", ha="center")
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set(ylabel="ms per image (batch size 1)", title=f"CPU latency at {timing['size']} px")
+    ax.set_xticks(x, [g[0] for g in groups], fontsize=8)
+    ax.set(ylabel="ms per image (batch size 1)", title=f"CPU latency at {timing['size']} px (speed-up above)")
     ax.legend()
     return _save(fig, path)
 
 
-def kd_figures(seeds, folder):
+def kd_figures(seeds, folder, exported=()):
     """All distillation figures for the first seed of a group; returns the paths."""
     seed_dir, seed_metrics = next(iter(seeds.items()))
     paths = [training_curves(seed_dir, os.path.join(folder, "curves.png"))]
@@ -123,7 +131,7 @@ def kd_figures(seeds, folder):
     if "student-soft" in seed_metrics:
         paths.append(soft_chain_histograms(seed_metrics, os.path.join(folder, "soft_chain_histograms.png")))
     if "timing" in seed_metrics:
-        paths.append(latency_bars(seed_metrics["timing"], os.path.join(folder, "latency.png")))
+        paths.append(latency_bars(seed_metrics["timing"], os.path.join(folder, "latency.png"), exported))
     return paths
 
 

@@ -87,8 +87,11 @@ def kd_tables(seeds, caption, frame):
     """The distillation tables of one experiment; numbers from ``frame`` (:func:`load_runs`)."""
     results = Table("teacher_students", "Teacher and students: loss and accuracy",
                     ["network", "set", "loss paper", "loss ours", "Δ loss", "acc paper", "acc ours", "Δ acc"], caption)
+    first = next(iter(seeds.values()))
+    k = next((m["test_augmented"].get("repeats") for m in first.values() if "test_augmented" in m), "K")
     for net, run in NETWORKS.items():
         for which, label in KD_SETS.items():
+            label = label.replace("K draws", f"K = {k} draws")
             paper_row = _PAPER_ROW.get(which, which)
             if which == "train_targets" and net in ("teacher", "classic"):
                 continue
@@ -163,6 +166,38 @@ def timing_table(seeds, caption):
     return table
 
 
+def exported_results(seeds):
+    """``[(run, export json, timing json or None)]`` for every exported model under the seed folders."""
+    found = []
+    for seed_dir in seeds:
+        for path in sorted(glob.glob(os.path.join(seed_dir, "*", "*.json"))):
+            name = os.path.basename(path)
+            if name in ("metrics.json", "config.json", "split.json") or name.endswith(".timing.json"):
+                continue
+            blob = read_json(path)
+            if "quantization" not in blob:
+                continue
+            timing_path = path[: -len(".json")] + ".timing.json"
+            found.append((os.path.basename(os.path.dirname(path)), blob, _load(timing_path)))
+    return found
+
+
+def deployment_table(seeds, caption):
+    """Every exported student: its size, accuracy drop, and latency beside the Keras teacher's."""
+    table = Table("deployment", "Deployed students: exported file, accuracy on the run's test split, latency",
+                  ["run", "format", "quantization", "input px", "MB", "test acc (Keras)", "test acc (exported)",
+                   "drop (points)", "ms/img (exported)", "ms/img (Keras teacher)", "speed-up vs Keras teacher"],
+                  caption + " Latency at batch size 1 from `kd-keras bench --exported` on the same images; "
+                  "paper: 4.95x (Keras ResNet-18 against Keras ResNet-50 on a 2-core i7-7500U).")
+    for run, blob, timed in exported_results(seeds):
+        table.add(run, blob["format"], blob["quantization"], blob["image_size"], f"{blob['bytes'] / 1e6:.1f}",
+                  f"{blob['keras_test_accuracy']:.4f}", f"{blob['test_accuracy']:.4f}",
+                  f"{100 * blob['accuracy_drop']:+.2f}", f"{timed['exported_ms']:.2f}" if timed else NOT_RUN,
+                  f"{timed['teacher_ms']:.2f}" if timed else NOT_RUN,
+                  f"{timed['exported_speedup']:.2f}x" if timed else NOT_RUN)
+    return table
+
+
 def loss_groups(runs_dir):
     """``{preset: {dataset: {loss: {seed: run_dir}}}}`` of finished loss-study runs."""
     found = {}
@@ -221,7 +256,12 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
         rows = frame[frame["experiment"] == group]
         for table in kd_tables(seeds, caption, rows) + [timing_table(seeds, caption)]:
             written += table.write(os.path.join(out, group), latex)
-        written += figures.kd_figures(seeds, os.path.join(figures_dir, group))
+        deployed = deployment_table(seeds, caption)
+        if deployed.rows:
+            written += deployed.write(os.path.join(out, group), latex)
+        exported = [(f"{blob['format']} {blob['quantization']}", timed)
+                    for _, blob, timed in exported_results(seeds) if timed]
+        written += figures.kd_figures(seeds, os.path.join(figures_dir, group), exported)
     for preset, datasets in loss_groups(runs_dir).items():
         written += loss_table(preset, datasets, frame).write(out, latex)
         written += figures.loss_figures(datasets, os.path.join(figures_dir, f"losses-{preset}"))
