@@ -66,12 +66,13 @@ def cpu_only(threads=None):
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be >= 1, got {threads}")
     try:
-        tf.config.set_visible_devices([], "GPU")
-        if threads:
+        if tf.config.list_physical_devices("GPU"):
+            tf.config.set_visible_devices([], "GPU")
+        if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError as exc:  # TensorFlow already initialised
-        raise UserError(f"cannot hide GPUs or set threads after TensorFlow started: {exc}") from None
+    except RuntimeError as exc:  # TensorFlow already ran an op in this process
+        raise UserError(f"cannot hide GPUs or set threads once TensorFlow has run: {exc}") from None
 
 
 class _RetracingFilter(logging.Filter):

@@ -95,6 +95,23 @@ def test_bench_json_ends_with_latencies_and_their_ratio(folders, capsys):
                         "--data-dir", str(folders / "ok"), "--runs-dir", str(folders / "runs"), "--quiet")
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
+    assert result["device"] == "CPU" and result["cpu_model"] and "cpu_threads" in result
+    assert result["teacher_efficientnet-lite0_ms"] > 0  # the smoke teacher's own backbone, beside the paper's pair
     assert result["teacher_ms"] > 0 and result["student_ms"] > 0
     assert result["speedup"] == pytest.approx(result["teacher_ms"] / result["student_ms"])
     assert result["images"] == 2
+
+
+def test_input_errors_are_answered_before_tensorflow_loads(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.argv = ['kd-keras']; from kd_keras import cli\n"
+              "for args in (['data', '/no/such'], ['reproduce', '--preset', 'nope'], ['losses', '--data-dir', 'x',"
+              " '--loss', 'nope'], ['teacher', '--data-dir', '/no/such'], ['bench', '--threads', '0']):\n"
+              "    try:\n        cli.main(args)\n    except SystemExit as exit:\n        assert exit.code == 2\n"
+              "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 5 and all(line.startswith("error: ") for line in lines), lines
