@@ -218,6 +218,10 @@ def loss_table(preset, datasets, frame):
                   ["loss"] + [f"{d} {what}" for d in names for what in ("ours", "thesis", "McNemar p vs best")],
                   "McNemar: exact two-sided test on the same valid images, paired by seed, "
                   "against the loss with the best mean accuracy on that dataset.")
+    ours = frame[frame["experiment"].str.startswith(f"losses-{preset}/")]
+    settings = sorted({f"`{b}` with weights `{w}` at {s} px" for b, w, s in
+                       zip(ours["backbone"], ours["weights"], ours["image_size"])})
+    table.caption = f"Ours: {'; '.join(settings)}. Thesis: ResNet-50, ImageNet weights, fine-tuned. " + table.caption
     losses_ = sorted({loss for d in names for loss in datasets[d]})
     cells = {loss: [] for loss in losses_}
     for d in names:
