@@ -65,7 +65,10 @@ def to_tflite(model, path, quantize="none", calibration=None):
         if quantize == "int8":
             converter.representative_dataset = lambda: ([image[None]] for image in calibration)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        blob = converter.convert()
+        from kd_keras.quiet import native_stderr_silenced
+
+        with native_stderr_silenced():  # the converter's native "fully_quantize: 0, ..." lines
+            blob = converter.convert()
     with open(path, "wb") as f:
         f.write(blob)
     return path
