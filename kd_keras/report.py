@@ -100,7 +100,8 @@ def kd_tables(seeds, caption, frame):
             p_loss, p_acc = paper.KD_TABLE[(net, paper_row)] if paper_row else (None, None)
             losses_ = frame_values(frame, run, _FRAME_SPLIT[which], "loss")
             accs = frame_values(frame, run, _FRAME_SPLIT[which], "accuracy")
-            results.add(net, label, "" if p_loss is None else p_loss, mean_std(losses_),
+            loss_cell = "" if which == "train_targets" else mean_std(losses_)  # the targets' loss is the train row's
+            results.add(net, label, "" if p_loss is None else p_loss, loss_cell,
                         difference(losses_, p_loss), "" if p_acc is None else p_acc, mean_std(accs),
                         difference(accs, p_acc))
     unc = Table("uncertainty", "Accuracy and degree of uncertainty (formula 15)",
@@ -186,7 +187,7 @@ def deployment_table(seeds, caption):
     """Every exported student: its size, accuracy drop, and latency beside the Keras teacher's."""
     table = Table("deployment", "Deployed students: exported file, accuracy on the run's test split, latency",
                   ["run", "format", "quantization", "input px", "MB", "test acc (Keras)", "test acc (exported)",
-                   "drop (points)", "ms/img (exported)", "ms/img (Keras teacher)", "speed-up vs Keras teacher"],
+                   "drop (Keras − exported, points)", "ms/img (exported)", "ms/img (Keras teacher)", "speed-up vs Keras teacher"],
                   caption + " Latency at batch size 1 from `kd-keras bench --exported` on the same images; "
                   "paper: 4.95x (Keras ResNet-18 against Keras ResNet-50 on a 2-core i7-7500U).")
     for run, blob, timed in exported_results(seeds):
