@@ -18,7 +18,7 @@ demo: setup
 	$(BIN)/kd-keras reproduce --preset smoke --data-dir synthetic --runs-dir runs/demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
