@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from kd_keras import metrics, runs
+from kd_keras import layers, metrics, runs  # noqa: F401  (layers: a teacher's ColorAffine loads)
 from kd_keras.errors import UserError
 
 FORMATS = ("tflite", "onnx", "saved_model")
@@ -28,13 +28,14 @@ EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "saved_model": ""}
 _EXTRAS = {"tflite": ("ai_edge_litert", "ai-edge-litert"), "onnx": ("onnxruntime", "onnxruntime tf2onnx")}
 
 
-def _require(fmt):
+def _require(fmt, writing=True):
+    """Imports the runtime of ``fmt`` (and, to write ONNX, tf2onnx) or names what to install."""
     if fmt not in _EXTRAS:
         return
     module, packages = _EXTRAS[fmt]
     try:
         __import__(module)
-        if fmt == "onnx":
+        if fmt == "onnx" and writing:
             __import__("tf2onnx")
     except ImportError:
         raise UserError(f"{fmt} export needs {packages}: pip install 'kd_keras[deploy]'") from None
@@ -131,7 +132,7 @@ def export_model(model, path, fmt, quantize="none", calibration=None):
 def load_runtime(path, threads=None):
     """A function ``[0, 1] images (n, h, w, 3) -> predictions (n, k)`` running ``path`` in its runtime."""
     if path.endswith(".tflite"):
-        _require("tflite")
+        _require("tflite", writing=False)
         from ai_edge_litert.interpreter import Interpreter
 
         from kd_keras.quiet import native_stderr_silenced
@@ -151,7 +152,7 @@ def load_runtime(path, threads=None):
 
         return run_tflite
     if path.endswith(".onnx"):
-        _require("onnx")
+        _require("onnx", writing=False)
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
