@@ -4,6 +4,7 @@ import os
 
 from kd_keras import data, models, runs, timing, train
 from kd_keras.distill import MODES
+from kd_keras.errors import UserError
 
 
 def students(exp):
@@ -35,10 +36,12 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
     size, student = exp.preset.timing_size, None
     if exported:
         size = runs.read_json(exported.rstrip("/") + ".json")["image_size"]
-    if student_dir or exported:
+    if student_dir and not os.path.exists(os.path.join(student_dir, "model.keras")):
+        raise UserError(f"{student_dir} has no model.keras; pass a finished student run")
+    source = student_dir or (exported and os.path.dirname(os.path.abspath(exported)))
+    if source and os.path.exists(os.path.join(source, "model.keras")):  # else a fresh ResNet-18: same latency
         import keras
 
-        source = student_dir or os.path.dirname(os.path.abspath(exported))
         student = keras.models.load_model(os.path.join(source, "model.keras"))
         if student.input_shape[1] != size:  # same weights, the timing size (the network is fully convolutional)
             resized = models.resnet18((size, size, 3))
