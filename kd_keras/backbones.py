@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from kd_keras.catalog import is_pretrained, resolve_weights  # noqa: F401  (re-exported)
 from kd_keras.errors import UserError
 from kd_keras.layers import ColorAffine
 
@@ -252,23 +253,6 @@ def _load_weights_file(path, name, network, model):
         except Exception as exc:  # noqa: BLE001 - Keras raises many kinds on a mismatch
             reasons.append(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     raise UserError(f"weights file {path} does not fit {name}: {reasons[0][:160]}")
-
-
-def is_pretrained(weights):
-    """Whether ``weights`` names trained weights (``"imagenet"`` or a file) rather than none."""
-    return weights is not None and str(weights).lower() != "none"
-
-
-def resolve_weights(weights):
-    """Maps the user's ``weights`` value to ``"imagenet"``, a checked file path, or None."""
-    if not is_pretrained(weights):
-        return None
-    if weights == "imagenet":
-        return "imagenet"
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise UserError(f"weights file not found: {path} (pass 'imagenet', 'none' or a file path)")
-    return path
 
 
 def canonical_name(name):

@@ -51,7 +51,7 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
                  deterministic, strategy, mixed_precision, quiet, stop_after):
     import dataclasses
 
-    from kd_keras import presets
+    from kd_keras import catalog, presets
 
     # Everything that needs no TensorFlow is checked first: a wrong value is answered at once.
     chosen = presets.get(preset)
@@ -65,8 +65,7 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
     if stop_after is not None and stop_after <= 0:
         raise UserError(f"--stop-after must be > 0 minutes, got {stop_after}")
     deadline = None if stop_after is None else time.time() + 60 * stop_after
-    if weights not in ("imagenet", "none") and not os.path.isfile(weights):
-        raise UserError(f"weights file not found: {weights} (pass 'imagenet', 'none' or a file path)")
+    catalog.resolve_weights(weights)
 
     from kd_keras import backbones, runtime
     from kd_keras.train import Experiment
@@ -262,6 +261,7 @@ def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs
         if name not in catalog.LOSS_HEADS:
             raise UserError(f"unknown loss {name!r}; choose from {', '.join(catalog.LOSS_HEADS)}")
     chosen = presets.get(preset)
+    catalog.resolve_weights(weights)
     for data_dir in data_dirs:
         _check_data_dir(data_dir)
     from kd_keras import loss_study

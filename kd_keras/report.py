@@ -183,14 +183,14 @@ def exported_results(seeds):
     return found
 
 
-def deployment_table(seeds, caption):
-    """Every exported student: its size, accuracy drop, and latency beside the Keras teacher's."""
+def deployment_table(exported, caption):
+    """Every exported student (:func:`exported_results`): size, accuracy drop, latency beside the Keras teacher's."""
     table = Table("deployment", "Deployed students: exported file, accuracy on the run's test split, latency",
                   ["run", "format", "quantization", "input px", "MB", "test acc (Keras)", "test acc (exported)",
                    "drop (Keras − exported, points)", "ms/img (exported)", "ms/img (Keras teacher)", "speed-up vs Keras teacher"],
                   caption + " Latency at batch size 1 from `kd-keras bench --exported` on the same images; "
                   "paper: 4.95x (Keras ResNet-18 against Keras ResNet-50 on a 2-core i7-7500U).")
-    for run, blob, timed in exported_results(seeds):
+    for run, blob, timed in exported:
         table.add(run, blob["format"], blob["quantization"], blob["image_size"], f"{blob['bytes'] / 1e6:.1f}",
                   f"{blob['keras_test_accuracy']:.4f}", f"{blob['test_accuracy']:.4f}",
                   f"{100 * blob['accuracy_drop']:+.2f}", f"{timed['exported_ms']:.2f}" if timed else NOT_RUN,
@@ -256,21 +256,22 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
     """Writes every table (Markdown, CSV, LaTeX) and figure; returns the paths written."""
     written = []
     frame = load_runs(runs_dir)
-    for group, seeds in kd_groups(runs_dir).items():
+    kd, loss_runs = kd_groups(runs_dir), loss_groups(runs_dir)
+    for group, seeds in kd.items():
         caption = _scale_caption(seeds)
         rows = frame[frame["experiment"] == group]
         for table in kd_tables(seeds, caption, rows) + [timing_table(seeds, caption)]:
             written += table.write(os.path.join(out, group), latex)
-        deployed = deployment_table(seeds, caption)
+        exported = exported_results(seeds)
+        deployed = deployment_table(exported, caption)
         if deployed.rows:
             written += deployed.write(os.path.join(out, group), latex)
-        exported = [(f"{blob['format']} {blob['quantization']}", timed)
-                    for _, blob, timed in exported_results(seeds) if timed]
-        written += figures.kd_figures(seeds, os.path.join(figures_dir, group), exported)
-    for preset, datasets in loss_groups(runs_dir).items():
+        timed = [(f"{blob['format']} {blob['quantization']}", t) for _, blob, t in exported if t]
+        written += figures.kd_figures(seeds, os.path.join(figures_dir, group), timed)
+    for preset, datasets in loss_runs.items():
         written += loss_table(preset, datasets, frame).write(out, latex)
         written += figures.loss_figures(datasets, os.path.join(figures_dir, f"losses-{preset}"))
-    claims = claims_table(kd_groups(runs_dir), loss_groups(runs_dir), paper.LOSS_TABLE)
+    claims = claims_table(kd, loss_runs, paper.LOSS_TABLE)
     if claims.rows:
         written += claims.write(out, latex)
     if not written:
