@@ -116,14 +116,18 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
     model = keras.Model(x_in, outputs, name=f"{loss_name}_classifier")
     model.compile(keras.optimizers.Adam(preset.loss_lr), spec.loss, metrics=[_accuracy_metric(spec.head)])
     batch = preset.loss_batch_size
+    import tensorflow as tf
+
+    def train(epochs_done):
+        data_seed = runs.resumed_seed(seed, epochs_done)
+        if preset.loss_fine_tune:
+            return input_pipeline.pipeline(inputs["train"], onehot["train"], batch, shuffle=True, seed=data_seed)
+        dataset = tf.data.Dataset.from_tensor_slices((inputs["train"], onehot["train"]))
+        return dataset.shuffle(len(onehot["train"]), seed=data_seed).batch(batch)
+
     if preset.loss_fine_tune:
-        train = input_pipeline.pipeline(inputs["train"], onehot["train"], batch, shuffle=True, seed=seed)
         valid = input_pipeline.pipeline(inputs["valid"], onehot["valid"], batch)
     else:
-        import tensorflow as tf
-
-        train = tf.data.Dataset.from_tensor_slices((inputs["train"], onehot["train"]))
-        train = train.shuffle(len(onehot["train"]), seed=seed).batch(batch)
         valid = tf.data.Dataset.from_tensor_slices((inputs["valid"], onehot["valid"])).batch(batch)
     print(f"training {loss_name} on {dataset.name}, seed {seed}", flush=True)
     history = runs.fit_resumable(model, train, valid, preset.loss_epochs, run_dir,

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import zlib
 
 import keras
 import numpy as np
@@ -27,16 +28,21 @@ class DeadlineReached(UserError):
 class Deadline(keras.callbacks.Callback):
     """Stops training after the epoch that ends past ``deadline`` (a ``time.time()`` value).
 
-    Put it after ``BackupAndRestore``: the epoch is saved, then training stops, and the same
-    command resumes from the next epoch.
+    It asks Keras to stop (so the epoch's progress line is still printed) and keeps the
+    :class:`DeadlineReached` in ``reached``; :func:`fit_resumable` raises it once ``fit``
+    has returned, the epoch saved for the next attempt.
     """
 
     def __init__(self, deadline):
         super().__init__()
-        self.deadline = deadline
+        self.deadline, self.reached = deadline, None
 
     def on_epoch_end(self, epoch, logs=None):
-        check_deadline(self.deadline, f"after epoch {epoch + 1}")
+        try:
+            check_deadline(self.deadline, f"after epoch {epoch + 1}")
+        except DeadlineReached as reached:
+            self.reached = reached
+            self.model.stop_training = True
 
 
 def check_deadline(deadline, where="before the next run"):
@@ -141,6 +147,11 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     """``model.fit`` that resumes from the last completed epoch after any crash.
 
     Args:
+        train: the training ``tf.data.Dataset``, or a function ``train(epochs_done)`` that
+            builds it; a resumed run calls it with the number of epochs already trained, so
+            that its shuffle and augmentation can take :func:`resumed_seed`. (A seeded
+            pipeline built the same way in a new process starts its streams over: the
+            epoch after a resume would replay epoch 1's exact batches.)
         deadline: a ``time.time()`` value; training stops with :class:`DeadlineReached` after
             the first epoch that ends past it, its state saved for the next attempt.
 
@@ -149,16 +160,40 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     checkpoint = os.path.join(run_dir, "checkpoint")
     _drop_unusable_checkpoint(checkpoint)
     state = os.path.join(checkpoint, "training_metadata.json")
-    if os.path.exists(state):
-        print(f"resuming {run_dir} after epoch {read_json(state)['epoch']} of {epochs}", flush=True)
-    # double_checkpoint keeps the previous state, used when a kill cut the latest one short.
-    callbacks = [RunMonitor(run_dir, save_best), keras.callbacks.BackupAndRestore(checkpoint, double_checkpoint=True)]
-    if deadline is not None:
-        callbacks.append(Deadline(deadline))
+    done = read_json(state)["epoch"] if os.path.exists(state) else 0
+    if done:
+        print(f"resuming {run_dir} after epoch {done} of {epochs}", flush=True)
+    if callable(train):
+        train = train(done)
+    # double_checkpoint keeps the previous state, used when a kill cut the latest one short;
+    # the state is removed here once the run is complete, not by Keras when fit stops early.
+    backup = keras.callbacks.BackupAndRestore(checkpoint, double_checkpoint=True, delete_checkpoint=False)
+    callbacks = [RunMonitor(run_dir, save_best), backup]
+    stop = Deadline(deadline) if deadline is not None else None
+    if stop is not None:
+        callbacks.append(stop)
+    # BackupAndRestore leaves a restored run's epoch on the model (``_initial_epoch``), and
+    # Keras reads it in every later fit: a model reused for the next run (the compiled
+    # Distiller cache) would start that run at the restored epoch and train fewer epochs.
+    model._initial_epoch = None
     # The tf.data pipelines shuffle themselves; Keras's own shuffle would only warn.
     model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    rows = read_history(os.path.join(run_dir, "history.csv"))
+    if stop is not None and stop.reached is not None and len(rows) < epochs:
+        raise stop.reached
     shutil.rmtree(checkpoint, ignore_errors=True)
-    return read_history(os.path.join(run_dir, "history.csv"))
+    return rows
+
+
+def resumed_seed(seed, epochs_done):
+    """The data seed of a run resumed after ``epochs_done`` epochs; ``seed`` itself for a fresh start.
+
+    An uninterrupted run is unchanged; a resumed one draws shuffles and augmentations it
+    has not trained on, the same ones each time it is resumed at the same epoch.
+    """
+    if not epochs_done:
+        return seed
+    return zlib.crc32(f"{seed}/resumed-after/{epochs_done}".encode()) & 0x7FFFFFFF
 
 
 def _readable_h5(path):

@@ -236,12 +236,17 @@ def train_teacher(exp):
         head = models.teacher_head(model)
         head.compile(_adam(p.teacher_lr, p.teacher_decay), "binary_crossentropy", metrics=["accuracy"])
 
-    def flipped_at_random(features, mirrored, y):
-        pick = tf.random.uniform(()) < 0.5
-        return tf.where(pick, mirrored, features), y
+    def train(epochs_done):
+        data_seed = runs.resumed_seed(seed, epochs_done)
+        flip_seed = data_seed if epochs_done else None  # a fresh run: the global seed's stream, as before
 
-    train = tf.data.Dataset.from_tensor_slices((feats["train"], mirror["train"], labels["train"]))
-    train = train.shuffle(len(labels["train"]), seed=seed).map(flipped_at_random).batch(p.batch_size)
+        def flipped_at_random(features, mirrored, y):
+            pick = tf.random.uniform((), seed=flip_seed) < 0.5
+            return tf.where(pick, mirrored, features), y
+
+        dataset = tf.data.Dataset.from_tensor_slices((feats["train"], mirror["train"], labels["train"]))
+        return dataset.shuffle(len(labels["train"]), seed=data_seed).map(flipped_at_random).batch(p.batch_size)
+
     valid = tf.data.Dataset.from_tensor_slices((feats["valid"], labels["valid"])).batch(p.batch_size)
     history = runs.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
@@ -273,7 +278,13 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     distiller = _compiled_distiller(exp, model, mode, lr, decay)
     model = distiller.student
     y = {"label": labels["train"], "teacher": targets if targets is not None else labels["train"]}
-    train = input_pipeline.pipeline(images["train"][0], y, p.batch_size, augment, shuffle=True, seed=seed)
+
+    def train(epochs_done):
+        data_seed = runs.resumed_seed(seed, epochs_done)
+        # A fresh run shares ``augment`` with the augmented test below, as it always has.
+        train_augment = input_pipeline.augmentation(flip=True, shift=shift, seed=data_seed) if epochs_done else augment
+        return input_pipeline.pipeline(images["train"][0], y, p.batch_size, train_augment, shuffle=True, seed=data_seed)
+
     valid = input_pipeline.pipeline(images["valid"][0], labels["valid"], p.batch_size)
     history = runs.fit_resumable(distiller, train, valid, epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,

@@ -205,3 +205,58 @@ def test_configure_hides_only_tensorflows_retracing_warnings():
     assert not logger.filter(record("5 out of the last 12 calls to <f> triggered tf.function retracing. ..."))
     assert logger.filter(record("some other TensorFlow warning"))
     assert sum(isinstance(f, runtime._RetracingFilter) for f in logger.filters) == 1
+
+
+def _recorded_pipeline(seen, seed):
+    """The students' shuffled pipeline over 48 images that carry their index; each batch seen is logged."""
+    import tensorflow as tf
+
+    from kd_keras import input_pipeline
+
+    x = np.repeat(np.arange(48, dtype="uint8"), 8 * 8 * 3).reshape(48, 8, 8, 3)
+    y = (np.arange(48) % 2).astype("float32")
+
+    def record(images, labels):
+        seen.append(tuple(np.round(images.numpy()[:, 0, 0, 0] * 255).astype(int)))
+        return images, labels
+
+    def logged(images, labels):
+        images, labels = tf.py_function(record, [images, labels], (tf.float32, tf.float32))
+        return tf.ensure_shape(images, (None, 8, 8, 3)), tf.ensure_shape(labels, (None,))
+
+    return input_pipeline.pipeline(x, y, 8, shuffle=True, seed=seed).map(logged)
+
+
+def test_a_resumed_run_does_not_replay_the_batches_it_trained_on(tmp_path):
+    # Before: a seeded pipeline built anew in the resuming process started its shuffle and
+    # augmentation over, so the epoch after a resume replayed epoch 1's exact batches (and the
+    # cpu preset's students memorised the repeats: train accuracy 0.95, valid at chance).
+    from conftest import tiny_student
+
+    def run(run_dir, seen, deadline=None):
+        keras.utils.set_random_seed(0)
+        model = tiny_student((8, 8, 3))
+        model.compile("adam", "binary_crossentropy")
+        train = lambda done: _recorded_pipeline(seen, runs.resumed_seed(3, done))  # noqa: E731
+        return runs.fit_resumable(model, train, None, 3, str(run_dir), model.save, verbose=0, deadline=deadline)
+
+    uninterrupted, first, resumed = [], [], []
+    run(tmp_path / "a", uninterrupted)
+    with pytest.raises(runs.DeadlineReached, match="after epoch 1"):
+        run(tmp_path / "b", first, deadline=time.time())  # stops after epoch 1, as if killed there
+    run(tmp_path / "b", resumed)
+    assert len(uninterrupted) == 18 and len(first) == 6 and len(resumed) == 12  # 6 batches an epoch
+    assert first == uninterrupted[:6]  # resumed_seed(seed, 0) is the seed: a fresh run is unchanged
+    epochs = [first, resumed[:6], resumed[6:]]
+    assert all(sorted(sum(e, ())) == list(range(48)) for e in epochs)  # each epoch sees every image once
+    assert epochs[1] != epochs[0] and epochs[2] != epochs[0] and epochs[1] != epochs[2]
+    rows = runs.read_history(tmp_path / "b" / "history.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert not os.path.exists(tmp_path / "b" / "checkpoint")  # removed once complete
+
+
+def test_resumed_seed_is_the_seed_for_a_fresh_run_and_new_for_each_resume_point():
+    assert runs.resumed_seed(7, 0) == 7
+    seeds = {runs.resumed_seed(7, k) for k in range(1, 50)} | {runs.resumed_seed(8, k) for k in range(1, 50)}
+    assert len(seeds) == 98 and 7 not in seeds and 8 not in seeds
+    assert runs.resumed_seed(7, 3) == runs.resumed_seed(7, 3)
