@@ -57,5 +57,6 @@ def mcnemar_exact(correct_a, correct_b):
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2.0**n
+    # Integer division of Python ints: exact for any n (a float 2.0**n overflows past n = 1023).
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
     return float(min(1.0, 2.0 * tail))

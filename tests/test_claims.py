@@ -57,3 +57,11 @@ def test_verdicts_follow_the_intervals(tmp_path):
     rows = {row[0]: row[3] for row in claims.distillation_claims({str(seed_dir): metrics})}
     assert rows["test accuracy: soft ≥ classic > hard"] == claims.HOLDS
     assert rows["the hard student converges about twice as fast (epoch of best valid accuracy)"] == claims.HOLDS
+
+
+def test_flat_means_the_slope_interval_lies_inside_the_margin():
+    margin = claims.FLAT_CHANGE / 6
+    assert claims.flat_verdict((-margin / 2, margin / 2), 6) == claims.HOLDS
+    assert claims.flat_verdict((-0.0158, -0.0078), 6) == claims.FAILS  # a clear fall is not flat
+    assert claims.flat_verdict((2 * margin, 3 * margin), 6) == claims.FAILS
+    assert claims.flat_verdict((-margin / 2, 2 * margin), 6) == claims.UNSURE  # too wide to tell
