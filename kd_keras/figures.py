@@ -63,21 +63,32 @@ def histogram_bars(seed_metrics, split, path):
     return _save(fig, path)
 
 
-def chain_curves(seed_metrics, path):
-    """Accuracy and uncertainty against generation for both chains, ours beside the paper."""
+def chain_curves(seeds_metrics, path):
+    """Accuracy and uncertainty against generation for both chains, ours beside the paper.
+
+    Args:
+        seeds_metrics: ``{run_name: metrics}`` of each seed; each seed is a thin line and
+            their mean, over the generations every seed has, a thick one.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for kind, color in (("hard", "tab:red"), ("soft", "tab:blue")):
         runs = [f"student-{kind}"] + [f"{kind}-chain-{k}" for k in range(1, 7)]
         for ax, index, name in ((axes[0], 0, "test accuracy"), (axes[1], 1, "test uncertainty")):
             ax.plot(range(7), [paper.CHAINS[kind][k]["test"][index] for k in range(7)], "--", color=color,
                     alpha=0.6, label=f"{kind} chain, paper")
-            ours = [(k, seed_metrics[r]["eval"]["test"]["accuracy" if index == 0 else "uncertainty"])
-                    for k, r in enumerate(runs) if r in seed_metrics]
-            if ours:
-                ax.plot(*zip(*ours), "o-", color=color, label=f"{kind} chain, ours")
+            key = "accuracy" if index == 0 else "uncertainty"
+            series = [[m[r]["eval"]["test"][key] for r in runs if r in m] for m in seeds_metrics]
+            series = [s for s in series if s]
+            for one in series if len(series) > 1 else []:
+                ax.plot(range(len(one)), one, "-", color=color, alpha=0.25, lw=1)
+            if series:
+                common = min(len(s) for s in series)
+                mean = np.mean([s[:common] for s in series], axis=0)
+                label = f"{kind} chain, ours" + (f" (mean of {len(series)} seeds, thin: each)" if len(series) > 1 else "")
+                ax.plot(range(common), mean, "o-", color=color, label=label)
             ax.set(xlabel="generation (0 = student)", ylabel=name, title=name)
             ax.grid(alpha=0.3)
-            ax.legend()
+            ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -122,12 +133,12 @@ def latency_bars(timing, path, exported=()):
 
 
 def kd_figures(seeds, folder, exported=()):
-    """All distillation figures for the first seed of a group; returns the paths."""
+    """All distillation figures of a group (the chains over every seed, the rest for the first); returns the paths."""
     seed_dir, seed_metrics = next(iter(seeds.items()))
     paths = [training_curves(seed_dir, os.path.join(folder, "curves.png"))]
     paths += [histogram_bars(seed_metrics, s, os.path.join(folder, f"histogram_{s}.png"))
               for s in ("test", "valid", "train") if "teacher" in seed_metrics or "student-soft" in seed_metrics]
-    paths.append(chain_curves(seed_metrics, os.path.join(folder, "chains.png")))
+    paths.append(chain_curves(list(seeds.values()), os.path.join(folder, "chains.png")))
     if "student-soft" in seed_metrics:
         paths.append(soft_chain_histograms(seed_metrics, os.path.join(folder, "soft_chain_histograms.png")))
     if "timing" in seed_metrics:
