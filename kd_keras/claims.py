@@ -35,6 +35,8 @@ def flat_verdict(slope_ci, generations, change=FLAT_CHANGE):
     if -margin < low and high < margin:
         return HOLDS
     return FAILS if low > margin or high < -margin else UNSURE
+
+
 # Two-sided 97.5 % quantiles of Student's t for 1..10 degrees of freedom (then the normal's).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
