@@ -34,13 +34,13 @@ def main():
         train_x, train_y, _, _ = input_pipeline.cached_images(dataset.splits["train"], size, args.cache_dir, "train")
         valid_x, valid_y, _, _ = input_pipeline.cached_images(dataset.splits["valid"], size, args.cache_dir, "valid")
         keras.utils.set_random_seed(0)
-        distiller = Distiller(models.resnet18((size, size, 3)), mode="classic")
+        distiller = Distiller(models.resnet18((size, size, 3)), mode="classic",
+                              preprocessing=input_pipeline.preprocessing(flip=True, shift=0.4, seed=0))
         distiller.compile(keras.optimizers.Adam(lr))
-        augment = input_pipeline.augmentation(flip=True, shift=0.4, seed=0)
-        train = input_pipeline.pipeline(train_x, train_y.astype("float32"), 32, augment, shuffle=True, seed=0)
-        valid = input_pipeline.pipeline(valid_x, valid_y.astype("float32"), 64)
+        train = input_pipeline.ArrayBatches(train_x, train_y.astype("float32"), 32, shuffle=True, seed=0)
+        valid = input_pipeline.ArrayBatches(valid_x, valid_y.astype("float32"), 64)
         started = time.perf_counter()
-        history = distiller.fit(train, validation_data=valid, epochs=args.epochs, verbose=0)
+        history = distiller.fit(train, validation_data=valid, epochs=args.epochs, verbose=0, shuffle=False)
         seconds = time.perf_counter() - started
         accuracy = history.history["val_accuracy"]
         print(f"{size} px, lr {lr:g}: {len(train_x) * args.epochs / seconds:.0f} images/s incl. validation; "

@@ -35,7 +35,9 @@ def common(f):
                      help="train the whole ResNet-50 instead of the head on frozen features"),
         click.option("--deterministic", is_flag=True, help="seeded TensorFlow op determinism"),
         click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
-                     show_default=True, help="tf.distribute strategy"),
+                     show_default=True,
+                     help="mirrored: every local GPU (tf.distribute on TensorFlow, keras.distribution.DataParallel "
+                          "on JAX); multiworker: TF_CONFIG's machines (TensorFlow)"),
         click.option("--mixed-precision", type=click.Choice(["off", "float16", "bfloat16"]), default=None,
                      help="compute in float16/bfloat16; losses stay float32 (default: the preset's)"),
         click.option("--quiet", is_flag=True, help="no progress bars"),
@@ -73,7 +75,8 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
     if teacher_backbone is not None:
         teacher_backbone = backbones.check_name(teacher_backbone)
     distribute = runtime.configure(deterministic=deterministic, strategy=strategy,
-                                   mixed_precision=mixed_precision or chosen.mixed_precision)
+                                   mixed_precision=mixed_precision or chosen.mixed_precision,
+                                   compile_cache=os.path.join(runs_dir, ".cache", "xla"))
     return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet), teacher_backbone,
                        deadline) for seed in seeds]
 
@@ -233,8 +236,9 @@ def export_command(run_dir, fmt, quantize, out, image_size):
     """Export a run's best model, score it on the run's test split, write <file>.json beside it."""
     if not os.path.isfile(os.path.join(run_dir, "metrics.json")):
         raise UserError(f"{run_dir} is not a finished run (no metrics.json)")
-    from kd_keras import export
+    from kd_keras import export, runtime
 
+    runtime.require_tensorflow("kd-keras export (the TFLite, ONNX and SavedModel converters)")
     export.check_choice(fmt, quantize)
     if image_size is not None and image_size < 32:
         raise UserError(f"--image-size must be >= 32, got {image_size}")
@@ -272,6 +276,30 @@ def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs
         backbone = backbones.check_name(backbone)
     loss_study.study_losses(list(data_dirs), list(loss_names), seeds, chosen, runs_dir,
                             backbone, weights, verbose=_verbosity(quiet))
+
+
+@cli.command("pack")
+@click.argument("data_dir")
+@click.option("--image-size", type=int, required=True, help="the side N the images are stored at (the run's size)")
+@click.option("--max-mib", type=float, required=True, help="the largest shard, in MiB")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="a new or empty folder")
+@click.option("--quality", type=int, default=80, show_default=True, help="the encoder's quality, 1-100")
+@click.option("--format", "image_format", type=click.Choice(["webp", "jpeg"]), default="webp", show_default=True)
+@click.option("--runs-dir", default="runs", show_default=True, help="where synthetic/tfds data are made")
+def pack_command(data_dir, image_size, max_mib, out, quality, image_format, runs_dir):
+    """Pack a dataset into shards of at most --max-mib MiB, to carry to another machine.
+
+    The pack reads like the original folder: --data-dir OUT and kd-keras data OUT.
+    """
+    _check_data_dir(data_dir)
+    from kd_keras import pack
+
+    manifest = pack.pack(data_dir, out, image_size, max_mib, quality, image_format,
+                         os.path.join(runs_dir, ".cache"), log=click.echo)
+    for shard in manifest["shards"]:
+        click.echo(f"{os.path.join(out, shard['file'])}: {shard['images']} images, {shard['bytes'] / 2**20:.1f} MiB")
+    click.echo(f"{os.path.join(out, pack.MANIFEST)}: {sum(s['images'] for s in manifest['shards'])} images in "
+               f"{len(manifest['shards'])} shard(s), skipped {len(manifest['skipped'])}")
 
 
 @cli.command("report")

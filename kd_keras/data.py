@@ -6,7 +6,8 @@ Sources (``resolve_source`` turns a ``--data-dir`` value into a folder):
   (Weather, Fruits, Covid-19, PetImages' ``Cat/`` and ``Dog/``, any user dataset);
 - Kaggle Dogs vs. Cats' flat layout, ``DIR/cat.123.jpg`` or ``DIR/train/dog.9.jpg``;
 - ``synthetic[:CLASSES[:IMAGES_PER_CLASS]]``, the package's synthetic dataset;
-- ``tfds:cats_vs_dogs`` when ``tensorflow_datasets`` and its data are available.
+- ``tfds:cats_vs_dogs`` when ``tensorflow_datasets`` and its data are available;
+- a pack made by ``kd-keras pack`` (:mod:`kd_keras.pack`), unpacked once into the cache.
 
 Labels follow the sorted class names, so ``cats`` = 0 and ``dogs`` = 1 (dog = 1, as in
 the paper). Nothing is ever written into a user's dataset folder.
@@ -21,7 +22,7 @@ import re
 from kd_keras.errors import UserError
 from kd_keras.synthetic import write_synthetic
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 _KAGGLE_NAME = re.compile(r"^(cat|dog)\.", re.IGNORECASE)
 
@@ -84,6 +85,10 @@ def resolve_source(spec, cache_dir):
             raise UserError("synthetic data needs at least 2 classes and 7 images per class")
         root = os.path.join(cache_dir, f"synthetic-{num_classes}x{per_class}")
         return write_synthetic(root, num_classes, per_class)
+    if os.path.isfile(os.path.join(spec, "pack.json")):
+        from kd_keras.pack import unpack
+
+        return unpack(spec, cache_dir)
     if spec.startswith("tfds:"):
         from kd_keras.tfds_source import export_tfds
 

@@ -12,6 +12,10 @@ Extensions: ``online=True`` calls the teacher inside the training step (its targ
 see the same augmented image as the student), ``temperature=T`` softens teacher and
 student logits as in Hinton et al. (loss scaled by T²), and ``alpha`` mixes in the
 true-label loss: ``L = alpha * BCE(y, q) + (1 - alpha) * L_distill(target, q)``.
+
+``preprocessing`` (e.g. :func:`kd_keras.input_pipeline.preprocessing`: flips, shifts and
+the division by 255) runs inside the compiled step, in front of the student: augmented
+in training, plain in validation, on the GPU where there is one.
 """
 
 import keras
@@ -38,6 +42,8 @@ class Distiller(keras.Model):
         online: call the teacher in every training step instead of using fixed targets.
         temperature: T of the soft targets (1 = the paper's plain BCE).
         alpha: weight of the true-label BCE (0 = the paper's pure distillation).
+        preprocessing: Keras layers applied to the images before the student (and the
+            online teacher), in training and evaluation; random layers act in training only.
 
     Example:
         >>> distiller = Distiller(kd_keras.models.resnet18((64, 64, 3)), mode="soft")
@@ -46,7 +52,8 @@ class Distiller(keras.Model):
         >>> distiller.student.save("student.keras")
     """
 
-    def __init__(self, student, teacher=None, mode="soft", online=False, temperature=1.0, alpha=0.0, **kwargs):
+    def __init__(self, student, teacher=None, mode="soft", online=False, temperature=1.0, alpha=0.0,
+                 preprocessing=None, **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
@@ -54,7 +61,7 @@ class Distiller(keras.Model):
             raise ValueError("online distillation needs a teacher")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        self.student, self.teacher = student, teacher
+        self.student, self.teacher, self.preprocessing = student, teacher, preprocessing
         self.mode, self.online, self.temperature, self.alpha = mode, online, float(temperature), float(alpha)
         if teacher is not None:
             teacher.trainable = False
@@ -75,6 +82,9 @@ class Distiller(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def call(self, inputs, training=False):
+        if self.preprocessing is not None:
+            inputs = self.preprocessing(inputs, training=training)
+        self._step_inputs = inputs  # what an online teacher sees: the same augmented images
         return self.student(inputs, training=training)
 
     def _labels_and_targets(self, x, y):
@@ -84,7 +94,8 @@ class Distiller(keras.Model):
         else:
             labels, teacher_p = y, None
         if self.online and self.mode != "classic":
-            teacher_p = self.teacher(x, training=False)
+            seen = getattr(self, "_step_inputs", None)
+            teacher_p = self.teacher(x if seen is None else seen, training=False)
         if self.mode == "classic" or teacher_p is None:
             return labels, ops.cast(ops.reshape(labels, (-1, 1)), "float32")
         teacher_p = ops.cast(ops.reshape(teacher_p, (-1, 1)), "float32")
@@ -101,6 +112,7 @@ class Distiller(keras.Model):
             loss = self.alpha * self.label_loss(labels, y_pred, sample_weight) + (1.0 - self.alpha) * loss
         if self.losses:
             loss = loss + ops.sum(self.losses)
+        self._step_inputs = None
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

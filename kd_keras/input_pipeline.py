@@ -1,41 +1,88 @@
-"""Decode once, cache, augment, batch: the tf.data input pipeline.
+"""Decode once, cache, batch; augmentation as Keras layers: the input pipeline on any backend.
 
 The paper's preprocessing: resize to 224x224 with nearest-neighbour interpolation, apply
-the model's augmentation, then divide by 255. Decoded, resized uint8 images are cached
-once per (file list, size) under the runs folder and shared by every run that needs them.
+the model's augmentation, then divide by 255. Here:
+
+- decoded, resized uint8 images are cached once per (file list, size) under the runs
+  folder and shared by every run that needs them (:func:`cached_images`);
+- :class:`ArrayBatches` feeds them to ``fit`` and ``predict`` as a ``keras.utils.PyDataset``
+  (NumPy only: it works on TensorFlow, JAX and PyTorch alike), shuffled per epoch with a seed;
+- the augmentation and the division by 255 are Keras layers (:func:`preprocessing`) that
+  the :class:`~kd_keras.distill.Distiller` runs inside its compiled training step, so on a
+  GPU they run on the GPU, not in Python.
+
+TensorFlow decodes the files where it is the backend; elsewhere Pillow does, with the same
+nearest-neighbour geometry (JPEG decoders differ by a few grey levels, so the two keep
+separate caches).
 """
 
+import concurrent.futures
 import hashlib
 import os
 import sys
 
-import numpy as np
-import tensorflow as tf
-
 import keras
+import numpy as np
 
-AUTOTUNE = tf.data.AUTOTUNE
+
+def _backend_is_tensorflow():
+    return keras.backend.backend() == "tensorflow"
 
 
 def _decode_with_tensorflow(path, size):
+    import tensorflow as tf
+
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image = tf.image.resize(image, (size, size), method="nearest")
     return tf.cast(image, tf.uint8)
 
 
-def _decode_with_pillow(path, size):
-    """Fallback for what TensorFlow cannot read (CMYK JPEGs, odd PNGs); raises if Pillow can't."""
+def nearest_resize(array, size):
+    """``tf.image.resize(array, (size, size), method="nearest")`` in NumPy, pixel for pixel.
+
+    Output pixel ``i`` takes input pixel ``floor((i + 0.5) * in / out)`` (half-pixel centres).
+    """
+    h, w = array.shape[:2]
+    rows = np.minimum(((np.arange(size) + 0.5) * h / size).astype(int), h - 1)
+    cols = np.minimum(((np.arange(size) + 0.5) * w / size).astype(int), w - 1)
+    return np.ascontiguousarray(array[rows][:, cols]).astype("uint8")
+
+
+def decode_file(path, size):
+    """One image file as a ``(size, size, 3)`` uint8 array, with Pillow; raises if it cannot be read."""
     from PIL import Image
 
     with Image.open(path) as image:
         image.load()
         rgb = image.convert("RGB")
-    array = np.asarray(rgb)
-    return _decode_array(array, size)
+    return nearest_resize(np.asarray(rgb), size)
 
 
-def _decode_array(array, size):
-    return tf.image.resize(array, (size, size), method="nearest").numpy().astype("uint8")
+def _decode_all_with_tensorflow(paths, size, images, ok, progress):
+    import tensorflow as tf
+
+    n = len(paths)
+    indexed = tf.data.Dataset.from_tensor_slices((tf.range(n), tf.constant(paths or [""], tf.string)[:n]))
+    decoded = indexed.map(lambda i, p: (i, _decode_with_tensorflow(p, size)), num_parallel_calls=tf.data.AUTOTUNE)
+    for index, batch in decoded.ignore_errors().batch(256).prefetch(tf.data.AUTOTUNE):
+        images[index.numpy()] = batch.numpy()
+        ok[index.numpy()] = True
+        progress(len(index))
+
+
+def _decode_all_with_pillow(paths, size, images, ok, progress):
+    def one(i):
+        try:
+            images[i] = decode_file(paths[i], size)
+            ok[i] = True
+        except Exception:  # noqa: BLE001 - retried below, where the reason is recorded
+            pass
+
+    workers = min(16, os.cpu_count() or 1)  # Pillow releases the GIL while it decodes
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(paths), 256):
+            list(pool.map(one, range(start, min(start + 256, len(paths)))))
+            progress(min(256, len(paths) - start))
 
 
 def decode_images(paths, size, label="images", log=print):
@@ -48,20 +95,19 @@ def decode_images(paths, size, label="images", log=print):
     n = len(paths)
     images = np.zeros((n, size, size, 3), "uint8")
     ok = np.zeros(n, bool)
-    indexed = tf.data.Dataset.from_tensor_slices((tf.range(n), tf.constant(paths or [""], tf.string)[:n]))
-    decoded = indexed.map(lambda i, p: (i, _decode_with_tensorflow(p, size)), num_parallel_calls=AUTOTUNE)
-    decoded = decoded.ignore_errors().batch(256).prefetch(AUTOTUNE)
-    done = 0
-    for index, batch in decoded:
-        images[index.numpy()] = batch.numpy()
-        ok[index.numpy()] = True
-        done += len(index)
-        if done // 1024 != (done - len(index)) // 1024 or done == n:
-            log(f"decoding {label}: {done}/{n}")
+    done = [0]
+
+    def progress(count):
+        before, done[0] = done[0], done[0] + count
+        if done[0] // 1024 != before // 1024 or done[0] == n:
+            log(f"decoding {label}: {done[0]}/{n}")
+
+    decode_all = _decode_all_with_tensorflow if _backend_is_tensorflow() else _decode_all_with_pillow
+    decode_all(paths, size, images, ok, progress)
     skipped = []
-    for i in np.flatnonzero(~ok):
+    for i in np.flatnonzero(~ok):  # what TensorFlow cannot read (CMYK JPEGs, WebP), or nobody can
         try:
-            images[i] = _decode_with_pillow(paths[i], size)
+            images[i] = decode_file(paths[i], size)
             ok[i] = True
         except Exception as exc:  # unreadable, truncated or not an image
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -71,7 +117,8 @@ def decode_images(paths, size, label="images", log=print):
 
 
 def _cache_key(paths, size):
-    digest = hashlib.sha1(str(size).encode())
+    # TensorFlow's keys are those of earlier versions, so their caches stay valid.
+    digest = hashlib.sha1(str(size).encode() + (b"" if _backend_is_tensorflow() else b"|pillow"))
     for path in paths:
         stat = os.stat(path) if os.path.exists(path) else None
         digest.update(f"{os.path.abspath(path)}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
@@ -103,8 +150,11 @@ def cached_images(items, size, cache_dir, label="images", log=print):
     return images, labels, [items[i] for i in kept], skipped
 
 
-def augmentation(flip=True, shift=0.0, seed=None):
-    """The paper's augmentation as Keras layers, or None when there is none.
+def preprocessing(flip=True, shift=0.0, seed=None):
+    """The paper's augmentation, then the division by 255, as Keras layers.
+
+    The random layers act only in training (``training=True``); the division always. So
+    the same layers serve the training step (augmented) and validation (not augmented).
 
     ``shift`` works as the old ``ImageDataGenerator(width_shift_range=shift,
     height_shift_range=shift, fill_mode="nearest")``: a random translation of up to
@@ -115,6 +165,10 @@ def augmentation(flip=True, shift=0.0, seed=None):
         flip: random horizontal flips (teacher and students).
         shift: the students' 0.4.
         seed: seed of the flips; the shifts take a seed derived from it.
+
+    Example:
+        >>> layers = preprocessing(flip=True, shift=0.4, seed=1)
+        >>> layers(uint8_images, training=True)  # flipped, shifted, in [0, 1]
     """
     stages = []
     if flip:
@@ -125,34 +179,89 @@ def augmentation(flip=True, shift=0.0, seed=None):
         stages.append(keras.layers.RandomTranslation(
             factor, factor, fill_mode="nearest", interpolation="bilinear",
             seed=None if seed is None else seed + 7919))
-    return keras.Sequential(stages, name="augmentation") if stages else None
+    stages.append(keras.layers.Rescaling(1.0 / 255.0))
+    return keras.Sequential(stages, name="preprocessing")
 
 
-def pipeline(images, targets, batch_size, augment=None, shuffle=False, seed=0):
-    """A batched ``tf.data.Dataset`` of ``(images / 255, targets)``.
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches of in-memory arrays for ``fit``, ``evaluate`` and ``predict``, on any backend.
 
     Args:
-        images: uint8 array ``(n, h, w, 3)``.
-        targets: an array, or a dict of arrays (e.g. ``{"label": ..., "teacher": ...}``).
-        batch_size: images per batch.
-        augment: a model from :func:`augmentation`, applied before the division by 255.
-        shuffle: reshuffle every epoch (seeded).
+        inputs: an array ``(n, ...)``, e.g. uint8 images from :func:`cached_images`.
+        targets: an array, a dict of arrays (``{"label": ..., "teacher": ...}``) or None
+            (batches of inputs alone, for ``predict``).
+        batch_size: rows per batch; the last batch may be smaller.
+        shuffle: a new order every epoch, drawn from ``seed`` and the epoch's number.
+        seed: seeds the order and the ``mirrored`` choices.
+        scale: multiplies the inputs (``1 / 255`` for a model that takes [0, 1] images);
+            None hands them on as they are (uint8 images for :func:`preprocessing`).
+        mirrored: an array like ``inputs``; each epoch, each row comes from it with
+            probability 1/2 (the teacher's cached features of flipped images).
+
+    Example:
+        >>> train = ArrayBatches(images, {"label": y, "teacher": p}, 32, shuffle=True, seed=0)
+        >>> distiller.fit(train, epochs=9)
     """
-    dataset = tf.data.Dataset.from_tensor_slices((images, targets))
-    if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
 
-    def prepare(x, y):
-        x = tf.cast(x, tf.float32)
-        if augment is not None:
-            x = augment(x, training=True)
-        return x / 255.0, y
+    def __init__(self, inputs, targets=None, batch_size=32, shuffle=False, seed=0, scale=None, mirrored=None):
+        super().__init__()
+        self.inputs, self.targets, self.mirrored = inputs, targets, mirrored
+        self.batch_size, self.shuffle, self.seed, self.scale = int(batch_size), shuffle, int(seed), scale
+        self.epoch = 0
+        self._draw()
 
-    return dataset.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    def _draw(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = len(self.inputs)
+        self.order = rng.permutation(n) if self.shuffle else np.arange(n)
+        self.flips = rng.random(n) < 0.5 if self.mirrored is not None else None
+
+    def __len__(self):
+        return -(-len(self.inputs) // self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = self.inputs[rows]
+        if self.mirrored is not None:
+            x = np.where(self.flips[rows].reshape((-1,) + (1,) * (x.ndim - 1)), self.mirrored[rows], x)
+        if self.scale is not None:
+            x = x.astype("float32") * np.float32(self.scale)
+        if self.targets is None:
+            return (x,)
+        if isinstance(self.targets, dict):
+            return x, {k: v[rows] for k, v in self.targets.items()}
+        return x, self.targets[rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._draw()
 
 
 def predict_images(model, images, batch_size=64, verbose=0):
-    """``model.predict`` on uint8 images, scaled by the same pipeline as in training."""
-    dataset = pipeline(images, np.zeros(len(images), "float32"), batch_size).map(lambda x, y: x)
-    return model.predict(dataset, verbose=verbose)
+    """``model.predict`` on uint8 images, divided by 255 as in training."""
+    return model.predict(ArrayBatches(images, None, batch_size, scale=1.0 / 255.0), verbose=verbose)
+
+
+class _AlwaysTraining(keras.layers.Layer):
+    """Calls ``layer`` in training mode, also inside ``predict``."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def call(self, inputs):
+        return self.layer(inputs, training=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def augmented_predictor(model, layers):
+    """A model that applies ``layers`` (:func:`preprocessing`) in training mode, then ``model``.
+
+    Its ``predict`` on uint8 images gives a new draw of the training augmentation each call,
+    compiled like any prediction (on the GPU where there is one).
+    """
+    predictor = keras.Sequential([_AlwaysTraining(layers), model])
+    predictor.build((None,) + tuple(model.input_shape[1:]))
+    return predictor

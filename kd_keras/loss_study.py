@@ -96,7 +96,7 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
         "kind": "loss", "dataset": dataset.name, "loss": loss_name, "seed": seed, "backbone": backbone,
         "weights": str(weights), "preset": preset.name, "fine_tune": preset.loss_fine_tune,
         "image_size": preset.loss_image_size, "epochs": preset.loss_epochs, "lr": preset.loss_lr,
-        "batch_size": preset.loss_batch_size, "class_names": dataset.class_names})
+        "batch_size": preset.loss_batch_size, "class_names": dataset.class_names, "backend": keras.backend.backend()})
     dataset.save(os.path.join(run_dir, "split.json"))
     keras.utils.set_random_seed(seed)
     spec = losses.get(loss_name)
@@ -116,24 +116,18 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
     model = keras.Model(x_in, outputs, name=f"{loss_name}_classifier")
     model.compile(keras.optimizers.Adam(preset.loss_lr), spec.loss, metrics=[_accuracy_metric(spec.head)])
     batch = preset.loss_batch_size
-    import tensorflow as tf
+    scale = 1.0 / 255.0 if preset.loss_fine_tune else None  # images in [0, 1]; features as they are
 
     def train(epochs_done):
-        data_seed = runs.resumed_seed(seed, epochs_done)
-        if preset.loss_fine_tune:
-            return input_pipeline.pipeline(inputs["train"], onehot["train"], batch, shuffle=True, seed=data_seed)
-        dataset = tf.data.Dataset.from_tensor_slices((inputs["train"], onehot["train"]))
-        return dataset.shuffle(len(onehot["train"]), seed=data_seed).batch(batch)
+        return input_pipeline.ArrayBatches(inputs["train"], onehot["train"], batch, shuffle=True,
+                                           seed=runs.resumed_seed(seed, epochs_done), scale=scale)
 
-    if preset.loss_fine_tune:
-        valid = input_pipeline.pipeline(inputs["valid"], onehot["valid"], batch)
-    else:
-        valid = tf.data.Dataset.from_tensor_slices((inputs["valid"], onehot["valid"])).batch(batch)
+    valid = input_pipeline.ArrayBatches(inputs["valid"], onehot["valid"], batch, scale=scale)
     print(f"training {loss_name} on {dataset.name}, seed {seed}", flush=True)
     history = runs.fit_resumable(model, train, valid, preset.loss_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=verbose)
-    scores = class_scores(spec.head, model.predict(valid.map(lambda x, y: x), verbose=0))
-    predicted = np.argmax(np.asarray(scores), axis=-1)
+    outputs = model.predict(input_pipeline.ArrayBatches(inputs["valid"], None, batch, scale=scale), verbose=0)
+    predicted = np.argmax(np.asarray(class_scores(spec.head, outputs)), axis=-1)
     labels = np.argmax(onehot["valid"], axis=-1)
     runs.save_predictions(os.path.join(run_dir, "predictions.npz"), label=labels, predicted=predicted)
     last = history[-1]

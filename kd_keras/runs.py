@@ -147,20 +147,20 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     """``model.fit`` that resumes from the last completed epoch after any crash.
 
     Args:
-        train: the training ``tf.data.Dataset``, or a function ``train(epochs_done)`` that
-            builds it; a resumed run calls it with the number of epochs already trained, so
-            that its shuffle and augmentation can take :func:`resumed_seed`. (A seeded
-            pipeline built the same way in a new process starts its streams over: the
-            epoch after a resume would replay epoch 1's exact batches.)
+        train: the training data (e.g. :class:`kd_keras.input_pipeline.ArrayBatches`), or a
+            function ``train(epochs_done)`` that builds it; a resumed run calls it with the
+            number of epochs already trained, so that its shuffle and augmentation can take
+            :func:`resumed_seed`. (A seeded pipeline built the same way in a new process
+            starts its streams over: the epoch after a resume would replay epoch 1's exact
+            batches.) Callers that seed layers of the model itself read
+            :func:`completed_epochs` before they build it.
         deadline: a ``time.time()`` value; training stops with :class:`DeadlineReached` after
             the first epoch that ends past it, its state saved for the next attempt.
 
     Returns the history rows of all epochs, including those of earlier attempts.
     """
     checkpoint = os.path.join(run_dir, "checkpoint")
-    _drop_unusable_checkpoint(checkpoint)
-    state = os.path.join(checkpoint, "training_metadata.json")
-    done = read_json(state)["epoch"] if os.path.exists(state) else 0
+    done = completed_epochs(run_dir)
     if done:
         print(f"resuming {run_dir} after epoch {done} of {epochs}", flush=True)
     if callable(train):
@@ -176,13 +176,21 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     # Keras reads it in every later fit: a model reused for the next run (the compiled
     # Distiller cache) would start that run at the restored epoch and train fewer epochs.
     model._initial_epoch = None
-    # The tf.data pipelines shuffle themselves; Keras's own shuffle would only warn.
+    # The input pipelines shuffle themselves; Keras's own shuffle would only warn.
     model.fit(train, validation_data=valid, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     rows = read_history(os.path.join(run_dir, "history.csv"))
     if stop is not None and stop.reached is not None and len(rows) < epochs:
         raise stop.reached
     shutil.rmtree(checkpoint, ignore_errors=True)
     return rows
+
+
+def completed_epochs(run_dir):
+    """Epochs an interrupted run has completed (0 for a new one), from its resume state."""
+    checkpoint = os.path.join(run_dir, "checkpoint")
+    _drop_unusable_checkpoint(checkpoint)
+    state = os.path.join(checkpoint, "training_metadata.json")
+    return read_json(state)["epoch"] if os.path.exists(state) else 0
 
 
 def resumed_seed(seed, epochs_done):

@@ -9,10 +9,10 @@ load-and-preprocess, in the same process, so the ratio compares like with like.
 import os
 import time
 
+import keras
 import numpy as np
-import tensorflow as tf
 
-from kd_keras import input_pipeline, models
+from kd_keras import input_pipeline, models, runtime
 
 WARMUP = 3
 
@@ -28,22 +28,39 @@ def _timed(fn, inputs):
     return float(np.mean(seconds))
 
 
+def compiled_inference(model):
+    """``x -> model(x, training=False)`` as a NumPy array, compiled by the backend, at batch size 1."""
+    if runtime.backend() == "tensorflow":
+        import tensorflow as tf
+
+        infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: infer(tf.constant(x)).numpy()
+    if runtime.backend() == "jax":
+        import jax
+
+        state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+        infer = jax.jit(lambda t, n, x: model.stateless_call(t, n, x, training=False)[0])
+        return lambda x: np.asarray(infer(*state, x))
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
 def model_latency(model, images):
     """Mean seconds per image of ``model`` on single images (uint8, already resized)."""
-    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    batches = [tf.constant(image[None].astype("float32") / 255.0) for image in images]
-    return _timed(lambda x: infer(x).numpy(), batches)
+    infer = compiled_inference(model)
+    return _timed(infer, [image[None].astype("float32") / 255.0 for image in images])
 
 
 def end_to_end_latency(model, paths, size):
     """Mean seconds per image including reading, decoding, nearest resize and /255."""
-    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    infer = compiled_inference(model)
+    if runtime.backend() == "tensorflow":  # TensorFlow's decoder, as in training
+        def decode(path):
+            return input_pipeline._decode_with_tensorflow(path, size).numpy()
+    else:
+        def decode(path):
+            return input_pipeline.decode_file(path, size)
 
-    def run(path):
-        image = input_pipeline._decode_with_tensorflow(path, size)
-        return infer(tf.cast(image, tf.float32)[None] / 255.0).numpy()
-
-    return _timed(run, list(paths))
+    return _timed(lambda path: infer(decode(path)[None].astype("float32") / 255.0), list(paths))
 
 
 def exported_latency(path, images, threads=None):
@@ -107,8 +124,8 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=N
         result["exported"] = os.path.basename(exported)
         result["exported_ms"] = 1000 * exported_latency(exported, images, threads)
         result["exported_speedup"] = result["teacher_ms"] / result["exported_ms"]
-    gpus = tf.config.list_logical_devices("GPU")
-    result["device"] = "GPU" if gpus else "CPU"
+    result["device"] = runtime.device_kind()
+    result["backend"] = runtime.backend()
     result["cpu_model"] = cpu_model()
-    result["cpu_threads"] = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    result["cpu_threads"] = runtime.cpu_threads()
     return result

@@ -12,7 +12,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kd_keras import data, input_pipeline, metrics, models, runs
 from kd_keras.distill import Distiller
@@ -79,13 +78,15 @@ SPLITS = ("train", "valid", "test")
 
 def prepare_split(exp, run_dir, parent_dir=None):
     """The run's split: the parent's, or the data source scanned, split and subsampled."""
+    # Made (synthetic) or unpacked (a pack) once, also where a split made elsewhere is reused:
+    # the students of a teacher trained on another machine read the same unpacked images.
+    folder = data.resolve_source(exp.data_dir, exp.cache_dir)
     path = os.path.join(run_dir, "split.json")
     if os.path.exists(path):
         return data.Dataset.load(path)
     if parent_dir is not None:
         dataset = data.Dataset.load(os.path.join(parent_dir, "split.json"))
     else:
-        folder = data.resolve_source(exp.data_dir, exp.cache_dir)
         dataset = data.split(data.scan(folder), seed=exp.seed)
         p = exp.preset
         limits = {"train": p.train_per_class, "valid": p.valid_per_class, "test": p.test_per_class}
@@ -126,8 +127,12 @@ def _start(exp, name, config, parent_dir=None):
     full_config = {"name": name, "preset": dataclasses.asdict(exp.preset), "data_dir": exp.data_dir,
                    "seed": exp.seed, "run_seed": run_seed(exp.seed, name), "parent": parent_dir, **config}
     config_path = os.path.join(run_dir, "config.json")
+    backend = keras.backend.backend()
     if os.path.exists(config_path):
+        # The backend is recorded, not compared: a teacher made with TensorFlow here is the
+        # parent of students trained with JAX on a GPU, and a run may resume on either.
         stored = runs.read_json(config_path)
+        backend = stored.pop("backend", "tensorflow")  # runs from before it was recorded
         # Preset fields added in a later version, at their defaults, change nothing.
         defaults = dataclasses.asdict(type(exp.preset)(name=exp.preset.name))
         added = {k for k in full_config["preset"] if k not in stored.get("preset", {})
@@ -136,7 +141,9 @@ def _start(exp, name, config, parent_dir=None):
         if stored != current:
             raise UserError(f"{run_dir} was made with other settings; remove it or use another --runs-dir")
         full_config = stored
-    runs.write_json(config_path, full_config)
+    if not runs.is_complete(run_dir):
+        backend = keras.backend.backend()  # the backend that trains it
+    runs.write_json(config_path, {**full_config, "backend": backend})
     keras.utils.set_random_seed(full_config["run_seed"])
     return run_dir, full_config["run_seed"]
 
@@ -236,18 +243,11 @@ def train_teacher(exp):
         head = models.teacher_head(model)
         head.compile(_adam(p.teacher_lr, p.teacher_decay), "binary_crossentropy", metrics=["accuracy"])
 
-    def train(epochs_done):
-        data_seed = runs.resumed_seed(seed, epochs_done)
-        flip_seed = data_seed if epochs_done else None  # a fresh run: the global seed's stream, as before
+    def train(epochs_done):  # each epoch, each image or its mirror image at random
+        return input_pipeline.ArrayBatches(feats["train"], labels["train"], p.batch_size, shuffle=True,
+                                           seed=runs.resumed_seed(seed, epochs_done), mirrored=mirror["train"])
 
-        def flipped_at_random(features, mirrored, y):
-            pick = tf.random.uniform((), seed=flip_seed) < 0.5
-            return tf.where(pick, mirrored, features), y
-
-        dataset = tf.data.Dataset.from_tensor_slices((feats["train"], mirror["train"], labels["train"]))
-        return dataset.shuffle(len(labels["train"]), seed=data_seed).map(flipped_at_random).batch(p.batch_size)
-
-    valid = tf.data.Dataset.from_tensor_slices((feats["valid"], labels["valid"])).batch(p.batch_size)
+    valid = input_pipeline.ArrayBatches(feats["valid"], labels["valid"], p.batch_size)
     history = runs.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
                                  deadline=exp.deadline)
@@ -271,21 +271,18 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     """Trains ``model`` (wrapped in a Distiller) on augmented images; writes the run's results.
 
     ``seed`` is the run's own: it drew ``model``'s initial weights (see :func:`_start`) and
-    here it seeds the data order and the augmentation.
+    here it seeds the data order and the augmentation. A resumed run draws new ones
+    (:func:`kd_keras.runs.resumed_seed`): it must not replay the batches it trained on.
     """
     p = exp.preset
-    augment = input_pipeline.augmentation(flip=True, shift=shift, seed=seed)
-    distiller = _compiled_distiller(exp, model, mode, lr, decay)
-    model = distiller.student
+    data_seed = runs.resumed_seed(seed, runs.completed_epochs(run_dir))
+    with exp.scope():
+        preprocessing = input_pipeline.preprocessing(flip=True, shift=shift, seed=data_seed)
+        distiller = Distiller(model, mode=mode, preprocessing=preprocessing)
+        distiller.compile(_adam(lr, decay))
     y = {"label": labels["train"], "teacher": targets if targets is not None else labels["train"]}
-
-    def train(epochs_done):
-        data_seed = runs.resumed_seed(seed, epochs_done)
-        # A fresh run shares ``augment`` with the augmented test below, as it always has.
-        train_augment = input_pipeline.augmentation(flip=True, shift=shift, seed=data_seed) if epochs_done else augment
-        return input_pipeline.pipeline(images["train"][0], y, p.batch_size, train_augment, shuffle=True, seed=data_seed)
-
-    valid = input_pipeline.pipeline(images["valid"][0], labels["valid"], p.batch_size)
+    train = input_pipeline.ArrayBatches(images["train"][0], y, p.batch_size, shuffle=True, seed=data_seed)
+    valid = input_pipeline.ArrayBatches(images["valid"][0], labels["valid"], p.batch_size)
     history = runs.fit_resumable(distiller, train, valid, epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
                                  deadline=exp.deadline)
@@ -293,10 +290,10 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     best.load_weights(os.path.join(run_dir, "model.keras"))  # same model: its traced predict is reused
     predictions = _predict_splits(best, {s: images[s][0] for s in SPLITS})
 
-    def augmented():
-        test = input_pipeline.pipeline(images["test"][0], labels["test"], 64, augment)
-        return augmented_draws(lambda: best.predict(test.map(lambda x, _: x), verbose=0).reshape(-1),
-                               p.augmented_evaluations)
+    def augmented():  # the training augmentation, its stream continued, on the test images
+        predictor = input_pipeline.augmented_predictor(best, preprocessing)
+        test = input_pipeline.ArrayBatches(images["test"][0], None, 64)
+        return augmented_draws(lambda: predictor.predict(test, verbose=0).reshape(-1), p.augmented_evaluations)
 
     teacher_labels = None
     if targets is not None and mode != "classic":
@@ -304,33 +301,6 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
         teacher_labels = metrics.hard_labels(parent_predictions["test"])
     return _finish(exp, run_dir, predictions, labels, history, extra, started,
                    teacher_labels=teacher_labels, augmented=augmented)
-
-
-_COMPILED = {}
-
-
-def _compiled_distiller(exp, model, mode, lr, decay):
-    """A compiled Distiller for ``model``, reused across runs of the same kind in one process.
-
-    Tracing a ResNet training step takes about 10 s on a 2-core CPU, longer than a smoke
-    run trains. Runs with the same architecture, mode and optimizer therefore share one
-    compiled Distiller: its student takes ``model``'s weights (freshly drawn with the
-    run's own seed, so runs stay independent) and the optimizer state is set to zero.
-    """
-    key = (model.name, tuple(model.input_shape), mode, lr, decay, id(exp.strategy),
-           keras.mixed_precision.global_policy().name)
-    if key in _COMPILED:
-        distiller = _COMPILED[key]
-        distiller.student.set_weights(model.get_weights())
-        for variable in distiller.optimizer.variables:
-            if not variable.path.endswith("learning_rate"):
-                variable.assign(np.zeros(variable.shape, variable.dtype))
-        return distiller
-    with exp.scope():
-        distiller = Distiller(model, mode=mode)
-        distiller.compile(_adam(lr, decay))
-    _COMPILED[key] = distiller
-    return distiller
 
 
 def train_student(exp, mode, parent_dir, name=None, generation=0):

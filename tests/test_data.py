@@ -104,8 +104,8 @@ def test_train_and_test_without_valid_keeps_the_given_test(tmp_path):
 
 
 def test_flip_and_shift_draw_from_their_own_seeds():
-    augment = input_pipeline.augmentation(flip=True, shift=0.4, seed=5)
-    flip, shift = augment.layers
+    augment = input_pipeline.preprocessing(flip=True, shift=0.4, seed=5)
+    flip, shift, _ = augment.layers
     assert flip.seed != shift.seed
 
 
@@ -119,18 +119,60 @@ def test_student_shift_moves_content_and_fills_with_edge_pixels():
     image = np.zeros((1, 8, 8, 3), "float32")
     image[0, :, 0] = 50.0  # left edge column
     image[0, 3:5, 3:5] = 255.0  # a bright square
-    shift = input_pipeline.augmentation(flip=False, shift=(0.25, 0.25), seed=0)  # exactly +2 px each way
-    out = np.asarray(shift(image, training=True))[0, ..., 0]
+    shift = input_pipeline.preprocessing(flip=False, shift=(0.25, 0.25), seed=0)  # exactly +2 px each way
+    out = 255.0 * np.asarray(shift(image, training=True))[0, ..., 0]
     bright = np.argwhere(out > 200)
     assert bright.min(axis=0).tolist() == [5, 5] and bright.max(axis=0).tolist() == [6, 6]
     np.testing.assert_allclose(out[:, :2], 50.0)  # uncovered columns repeat the left edge pixel
     np.testing.assert_allclose(out[:2, 2:], np.tile(image[0, 0, :6, 0], (2, 1)))  # uncovered rows: the top row
 
 
-def test_pipeline_divides_by_255_after_augmentation():
-    images = np.full((4, 8, 8, 3), 255, "uint8")
-    batch, _ = next(iter(input_pipeline.pipeline(images, np.zeros(4), 4, input_pipeline.augmentation(True, 0.4))))
-    np.testing.assert_allclose(batch.numpy(), 1.0)
+def test_preprocessing_augments_then_divides_by_255_and_only_divides_in_inference():
+    image = np.zeros((1, 8, 8, 3), "uint8")
+    image[0, :, 4:] = 200  # right half bright: a flip moves it
+    layers = input_pipeline.preprocessing(flip=True, shift=0.0, seed=3)
+    plain = np.asarray(layers(image, training=False))
+    np.testing.assert_allclose(plain, image / 255.0, rtol=1e-6)  # validation: no augmentation, scaled
+    draws = [np.asarray(layers(image, training=True))[0, 0, :, 0] for _ in range(12)]
+    mirrored = image[0, 0, ::-1, 0] / 255.0
+    assert all(np.allclose(d, image[0, 0, :, 0] / 255.0) or np.allclose(d, mirrored) for d in draws)
+    assert any(np.allclose(d, mirrored) for d in draws) and any(np.allclose(d, plain[0, 0, :, 0]) for d in draws)
+
+
+def test_array_batches_cover_every_row_once_per_epoch_in_a_new_order():
+    x = np.arange(10)[:, None]
+    batches = input_pipeline.ArrayBatches(x, {"label": np.arange(10) * 2}, 4, shuffle=True, seed=1)
+    assert len(batches) == 3
+    epochs = []
+    for _ in range(2):
+        rows = [batches[i] for i in range(len(batches))]
+        assert all((b[1]["label"] == 2 * b[0][:, 0]).all() for b in rows)  # targets travel with their rows
+        epochs.append(np.concatenate([b[0][:, 0] for b in rows]).tolist())
+        batches.on_epoch_end()
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(10)) and epochs[0] != epochs[1]
+    again = input_pipeline.ArrayBatches(x, None, 4, shuffle=True, seed=1)
+    assert np.concatenate([again[i][0][:, 0] for i in range(3)]).tolist() == epochs[0]  # seeded
+    scaled = input_pipeline.ArrayBatches(np.full((3, 2), 255, "uint8"), None, 2, scale=1 / 255)
+    assert scaled[0][0].dtype == np.float32 and np.allclose(scaled[1][0], 1.0) and len(scaled[1][0]) == 1
+
+
+def test_mirrored_rows_are_drawn_half_the_time_per_epoch():
+    x, mirror = np.zeros((2000, 1)), np.ones((2000, 1))
+    batches = input_pipeline.ArrayBatches(x, np.zeros(2000), 2000, seed=0, mirrored=mirror)
+    first = batches[0][0][:, 0]
+    batches.on_epoch_end()
+    second = batches[0][0][:, 0]
+    assert 0.45 < first.mean() < 0.55 and set(np.unique(first)) == {0.0, 1.0}
+    assert (first != second).mean() > 0.4  # a new draw each epoch
+
+
+def test_nearest_resize_matches_tensorflows_pixel_for_pixel():
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    for h, w, size in ((239, 256, 64), (149, 150, 224), (7, 5, 32), (256, 207, 31)):
+        image = rng.integers(0, 256, (h, w, 3), dtype="uint8")
+        expected = tf.image.resize(image, (size, size), method="nearest").numpy().astype("uint8")
+        np.testing.assert_array_equal(input_pipeline.nearest_resize(image, size), expected)
 
 
 def test_synthetic_data_is_deterministic_and_nothing_is_written_into_the_source(tmp_path):

@@ -108,24 +108,25 @@ from kd_keras import losses, models, runtime
 from kd_keras.distill import Distiller
 strategy = runtime.configure(strategy=sys.argv[1])
 assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+from kd_keras.input_pipeline import ArrayBatches, preprocessing
 rng = np.random.default_rng(0)
-x = rng.uniform(size=(32, 32, 32, 3)).astype("float32")
+x = rng.integers(0, 256, (32, 32, 32, 3)).astype("uint8")
 y = rng.integers(0, 2, 32).astype("float32")
-# tf.data, as kd_keras's own training feeds it (Keras's NumPy adapter fails under multi-worker)
-train = tf.data.Dataset.from_tensor_slices((x, {"label": y, "teacher": rng.uniform(size=32).astype("float32")}))
-valid = tf.data.Dataset.from_tensor_slices((x[:16], y[:16])).batch(8)
-features = tf.data.Dataset.from_tensor_slices((rng.normal(size=(32, 16)).astype("float32"), rng.integers(0, 3, 32)))
+# kd_keras's own feed: uint8 batches, the augmentation inside the Distiller's step
+train = ArrayBatches(x, {"label": y, "teacher": rng.uniform(size=32).astype("float32")}, 8, shuffle=True)
+valid = ArrayBatches(x[:16], y[:16], 8)
+features = ArrayBatches(rng.normal(size=(32, 16)).astype("float32"), rng.integers(0, 3, 32), 8, shuffle=True)
 with strategy.scope():
     student = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, strides=2),
                                 keras.layers.BatchNormalization(), keras.layers.ReLU(),
                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
-    distiller = Distiller(student, mode="soft")
+    distiller = Distiller(student, mode="soft", preprocessing=preprocessing(flip=True, shift=0.4, seed=1))
     distiller.compile(keras.optimizers.Adam(1e-3))
     head = keras.Sequential([keras.Input((16,)), models.cosine_head(3)])
     head.compile("adam", losses.AMSoftmax())
-h = distiller.fit(train.batch(8), validation_data=valid, epochs=2, verbose=0)
+h = distiller.fit(train, validation_data=valid, epochs=2, verbose=0)
 assert np.isfinite(h.history["loss"]).all() and np.isfinite(h.history["val_loss"]).all(), h.history
-assert np.isfinite(head.fit(features.batch(8), epochs=1, verbose=0).history["loss"]).all()
+assert np.isfinite(head.fit(features, epochs=1, verbose=0).history["loss"]).all()
 print(sys.argv[1], "ok", strategy.num_replicas_in_sync)
 print("weights", float(sum(np.abs(w.numpy()).sum() for w in distiller.student.trainable_weights)))
 """
@@ -208,23 +209,18 @@ def test_configure_hides_only_tensorflows_retracing_warnings():
 
 
 def _recorded_pipeline(seen, seed):
-    """The students' shuffled pipeline over 48 images that carry their index; each batch seen is logged."""
-    import tensorflow as tf
-
+    """The students' shuffled batches over 48 images that carry their index; each batch served is logged."""
     from kd_keras import input_pipeline
+
+    class Recorded(input_pipeline.ArrayBatches):
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            seen.setdefault(self.epoch, {})[index] = tuple(int(v) for v in x[:, 0, 0, 0])
+            return x / 255.0, y
 
     x = np.repeat(np.arange(48, dtype="uint8"), 8 * 8 * 3).reshape(48, 8, 8, 3)
     y = (np.arange(48) % 2).astype("float32")
-
-    def record(images, labels):
-        seen.append(tuple(np.round(images.numpy()[:, 0, 0, 0] * 255).astype(int)))
-        return images, labels
-
-    def logged(images, labels):
-        images, labels = tf.py_function(record, [images, labels], (tf.float32, tf.float32))
-        return tf.ensure_shape(images, (None, 8, 8, 3)), tf.ensure_shape(labels, (None,))
-
-    return input_pipeline.pipeline(x, y, 8, shuffle=True, seed=seed).map(logged)
+    return Recorded(x, y, 8, shuffle=True, seed=seed)
 
 
 def test_a_resumed_run_does_not_replay_the_batches_it_trained_on(tmp_path):
@@ -240,11 +236,14 @@ def test_a_resumed_run_does_not_replay_the_batches_it_trained_on(tmp_path):
         train = lambda done: _recorded_pipeline(seen, runs.resumed_seed(3, done))  # noqa: E731
         return runs.fit_resumable(model, train, None, 3, str(run_dir), model.save, verbose=0, deadline=deadline)
 
-    uninterrupted, first, resumed = [], [], []
-    run(tmp_path / "a", uninterrupted)
+    logs = [{}, {}, {}]
+    run(tmp_path / "a", logs[0])
     with pytest.raises(runs.DeadlineReached, match="after epoch 1"):
-        run(tmp_path / "b", first, deadline=time.time())  # stops after epoch 1, as if killed there
-    run(tmp_path / "b", resumed)
+        run(tmp_path / "b", logs[1], deadline=time.time())  # stops after epoch 1, as if killed there
+    run(tmp_path / "b", logs[2])
+    # The epochs trained: Keras also fetches a batch or two to build the model before epoch 1.
+    uninterrupted, first, resumed = ([batch for epoch in sorted(log) if len(log[epoch]) == 6
+                                      for _, batch in sorted(log[epoch].items())] for log in logs)
     assert len(uninterrupted) == 18 and len(first) == 6 and len(resumed) == 12  # 6 batches an epoch
     assert first == uninterrupted[:6]  # resumed_seed(seed, 0) is the seed: a fresh run is unchanged
     epochs = [first, resumed[:6], resumed[6:]]
