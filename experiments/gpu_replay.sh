@@ -4,14 +4,14 @@
 # 8 files. The README's "Paper scale on a GPU machine" walks through it.
 #
 #   here:   experiments/gpu_replay.sh prepare        wheels, the pack, the teacher (TensorFlow)
-#   here:   experiments/gpu_replay.sh stage K        put shard K (and, with K = 0, the rest) into gpu_in/
+#   here:   experiments/gpu_replay.sh stage K        gpu_in/ with shard K (- for none) and the runs so far
 #   there:  bash experiments/gpu_replay.sh slice M   one call: take the shards, train for M minutes
 #   here:   experiments/gpu_replay.sh collect FILE   merge a slice's runs.tgz into runs/
 #   here:   experiments/gpu_replay.sh finish         CPU timing (TensorFlow) and the report
 #
 # Settings (environment): PRESET (gpu), DATA (../shared/data/cats_vs_dogs), SEED (0),
 # SIZE (224: the pack's image side), SHARD_MIB (24), PYVER (3.12: the GPU machine's Python),
-# KD (the kd-keras command here), PYTHON (the python there).
+# KD (the kd-keras command here), PYTHON (the python there), RESULTS and FIGURES (the report's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,11 +36,12 @@ small_files() {  # what the report needs of a group's runs: no models, no resume
 case "${1:-}" in
 prepare)
   rm -rf "$IN" && mkdir -p "$IN/wheels" "$IN/pack"
-  # Keras and what it needs beyond the GPU machine's packages (namex, optree), for its Python.
-  KERAS=$(.venv/bin/python -c "import keras; print(keras.__version__)")
+  # Keras and what it needs beyond the GPU machine's packages (namex, optree and optree's
+  # typing-extensions), for its Python.
+  KERAS=$(.venv/bin/python -c "from importlib.metadata import version; print(version('keras'))")
   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d "$IN/wheels" "keras==$KERAS" namex optree
+    --platform manylinux2014_x86_64 -d "$IN/wheels" "keras==$KERAS" namex optree typing-extensions
   [ -f "$PACK/pack.json" ] || $KD pack "$DATA" --image-size "$SIZE" --max-mib "$SHARD_MIB" --out "$PACK"
   # The teacher here (TensorFlow, offline ImageNet weights): the GPU trains students only.
   $KD teacher --preset "$PRESET" --data-dir "$PACK" --runs-dir runs --seed "$SEED" --quiet
@@ -48,9 +49,10 @@ prepare)
   du -sh "$IN" "$PACK"/shard-*.tar
   ;;
 stage)
-  K=${2:?usage: stage K}
+  K=${2:?usage: stage K (a shard number, or - for none: the training calls)}
   rm -f "$IN"/pack/*
-  cp "$PACK/pack.json" "$(printf '%s/shard-%03d.tar' "$PACK" "$K")" "$IN/pack/"
+  cp "$PACK/pack.json" "$IN/pack/"
+  [ "$K" = - ] || cp "$(printf '%s/shard-%03d.tar' "$PACK" "$K")" "$IN/pack/"
   [ -f runs.tgz ] && cp runs.tgz "$IN/runs.tgz" || true  # runs finished so far, for a fresh machine
   du -sh "$IN"
   ;;
@@ -95,7 +97,7 @@ collect)
   ;;
 finish)
   $KD bench --preset "$PRESET" --data-dir "$PACK" --runs-dir runs --seed "$SEED" --threads 2 --quiet
-  $KD report --runs-dir runs --out results --figures figures
+  $KD report --runs-dir runs --out "${RESULTS:-results}" --figures "${FIGURES:-figures}"
   ;;
 *)
   sed -n '2,16p' "$0"
