@@ -19,6 +19,8 @@ Example:
 """
 
 import collections
+import math
+import os
 import pickle
 import struct
 
@@ -41,27 +43,74 @@ class UnsafeCheckpointError(UserError):
 
 
 class CheckpointFormatError(UserError):
-    """The file is not a legacy PyTorch checkpoint, or is cut short."""
+    """The file is not a legacy PyTorch checkpoint, or is cut short, or describes impossible tensors."""
 
 
 class _StorageType:
+    """A storage type named by the file; immutable, so pickle's BUILD cannot retype it."""
+
+    __slots__ = ("name",)
+
     def __init__(self, name):
-        self.name, self.dtype = name, STORAGE_DTYPES[name]
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("a storage type is read-only")
+
+    @property
+    def dtype(self):
+        return np.dtype(STORAGE_DTYPES[self.name]).newbyteorder("<")
+
+
+class _Call:
+    """An allow-listed callable, made anew for each file: BUILD on it changes nothing shared."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        object.__setattr__(self, "function", function)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("an allow-listed callable is read-only")
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class _LazyTensor:
-    """A view into a storage that is read only after the pickled state dict."""
+    """A view into a storage, checked against the storage's size, read after the state dict."""
 
     def __init__(self, storage_key, offset, size, stride):
+        if not isinstance(storage_key, str):
+            raise CheckpointFormatError(f"a tensor's storage is a {type(storage_key).__name__}, not a storage")
+        if not (isinstance(size, (tuple, list)) and isinstance(stride, (tuple, list)) and len(size) == len(stride)):
+            raise CheckpointFormatError(f"tensor on storage {storage_key}: size and stride do not match")
+        if not (_is_count(offset) and all(map(_is_count, size)) and all(map(_is_count, stride))):
+            raise CheckpointFormatError(f"tensor on storage {storage_key}: offset {offset!r:.40}, size "
+                                        f"{size!r:.60} or stride {stride!r:.60} is not a list of counts >= 0")
         self.storage_key, self.offset, self.size, self.stride = storage_key, offset, tuple(size), tuple(stride)
 
+    def check(self, numel):
+        """Refuses a view that reaches outside a storage of ``numel`` elements (before any is made)."""
+        count = math.prod(self.size)
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) if count else self.offset
+        if count > numel or (count and last >= numel) or (not count and self.offset > numel):
+            raise CheckpointFormatError(
+                f"tensor on storage {self.storage_key} (offset {self.offset}, size {self.size}, stride "
+                f"{self.stride}) reaches outside its {numel} elements")
+
     def materialise(self, storages):
+        if self.storage_key not in storages:
+            raise CheckpointFormatError(f"a tensor refers to storage {self.storage_key}, which the file does not hold")
         flat = storages[self.storage_key]
-        if not self.size:
-            return flat[self.offset].copy()
+        self.check(len(flat))
         itemsize = flat.itemsize
         view = np.lib.stride_tricks.as_strided(
-            flat[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride])
+            flat[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride], writeable=False)
         return np.array(view)
 
 
@@ -76,67 +125,95 @@ _ALLOWED = {
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, path):
+    def __init__(self, file, path, storages=None):
         super().__init__(file)
         self.path = path
-        self.storage_types = {}  # key -> dtype
+        self.storages = {} if storages is None else storages  # key -> (dtype, numel)
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
+            return _Call(_ALLOWED[(module, name)])
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
         raise UnsafeCheckpointError(
             f"{self.path} asks to load {module}.{name}, which a plain PyTorch checkpoint never needs; refused")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
             raise CheckpointFormatError(f"{self.path}: unexpected persistent id {pid!r:.80}")
-        storage_type, key = pid[1], str(pid[2])
+        storage_type, key, numel = pid[1], pid[2], pid[4]
         if not isinstance(storage_type, _StorageType):
-            raise CheckpointFormatError(f"{self.path}: storage {key} has no known type")
-        self.storage_types[key] = storage_type.dtype
+            raise CheckpointFormatError(f"{self.path}: storage {key!r:.40} has no known type")
+        if not isinstance(key, (str, int)) or isinstance(key, bool) or not _is_count(numel):
+            raise CheckpointFormatError(f"{self.path}: storage {key!r:.40} has no key or size")
+        if len(pid) == 6 and pid[5] is not None:
+            raise CheckpointFormatError(f"{self.path}: storage {key} is a view of another; views are not supported")
+        key = str(key)
+        if self.storages.setdefault(key, (storage_type.dtype, numel)) != (storage_type.dtype, numel):
+            raise CheckpointFormatError(f"{self.path}: storage {key} is declared twice, differently")
         return key
 
 
 def read_legacy_torch(path):
     """A legacy (pre-1.6, non-zip) ``torch.save`` state dict as ``{name: numpy array}``.
 
+    Every tensor is checked against its storage before it is read, and every storage
+    against the bytes left in the file, so a crafted file can neither read outside a
+    storage nor make the reader allocate more than the file holds.
+
     Args:
         path: the ``.pth`` file.
 
     Raises:
         UnsafeCheckpointError: the pickle names a global outside the allow-list.
-        CheckpointFormatError: not this format, or truncated.
+        CheckpointFormatError: anything else wrong with the file: not this format,
+            truncated, a tensor outside its storage, a storage missing, a view.
     """
     path = str(path)
+    try:
+        return _read(path)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a crafted pickle provokes, one line
+        reason = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise CheckpointFormatError(f"{path} is not a readable legacy PyTorch checkpoint "
+                                    f"({type(exc).__name__}{': ' + reason if reason else ''})") from None
+
+
+def _read(path):
     with open(path, "rb") as f:
-        try:
-            magic = _Unpickler(f, path).load()
-            if magic != LEGACY_MAGIC:
-                raise CheckpointFormatError(f"{path} is not a legacy PyTorch checkpoint (no magic number)")
-            protocol = _Unpickler(f, path).load()
-            if protocol != LEGACY_PROTOCOL:
-                raise CheckpointFormatError(f"{path}: PyTorch protocol {protocol}, expected {LEGACY_PROTOCOL}")
-            _Unpickler(f, path).load()  # sys info: endianness and type sizes
-            unpickler = _Unpickler(f, path)
-            state = unpickler.load()
-            keys = _Unpickler(f, path).load()
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-            raise CheckpointFormatError(f"{path} is not a readable legacy PyTorch checkpoint ({exc})") from None
+        size = os.fstat(f.fileno()).st_size
+        magic = _Unpickler(f, path).load()
+        if magic != LEGACY_MAGIC:
+            raise CheckpointFormatError(f"{path} is not a legacy PyTorch checkpoint (no magic number)")
+        protocol = _Unpickler(f, path).load()
+        if protocol != LEGACY_PROTOCOL:
+            raise CheckpointFormatError(f"{path}: PyTorch protocol {protocol!r:.40}, expected {LEGACY_PROTOCOL}")
+        _Unpickler(f, path).load()  # sys info: endianness and type sizes
+        unpickler = _Unpickler(f, path)
+        state = unpickler.load()
+        keys = _Unpickler(f, path).load()
+        if not isinstance(state, dict):
+            raise CheckpointFormatError(f"{path} holds a {type(state).__name__}, not a state dict")
+        if not isinstance(keys, list):
+            raise CheckpointFormatError(f"{path}: the storage keys are a {type(keys).__name__}, not a list")
         storages = {}
         for key in keys:
-            dtype = np.dtype(unpickler.storage_types[str(key)]).newbyteorder("<")
+            key = str(key)
+            if key not in unpickler.storages or key in storages:
+                raise CheckpointFormatError(f"{path}: storage {key:.40} is not one the state dict declares once")
+            dtype, declared = unpickler.storages[key]
             head = f.read(8)
             if len(head) != 8:
                 raise CheckpointFormatError(f"{path} ends before storage {key}")
             (numel,) = struct.unpack("<q", head)
+            if numel != declared:
+                raise CheckpointFormatError(f"{path}: storage {key} holds {numel} elements, declared {declared}")
+            if numel * dtype.itemsize > size - f.tell():  # checked before anything is allocated
+                raise CheckpointFormatError(f"{path} ends inside storage {key} ({numel} elements, "
+                                            f"{size - f.tell()} bytes left in the file)")
             raw = f.read(numel * dtype.itemsize)
-            if len(raw) != numel * dtype.itemsize:
-                raise CheckpointFormatError(f"{path} ends inside storage {key}")
-            storages[str(key)] = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
-    if not isinstance(state, dict):
-        raise CheckpointFormatError(f"{path} holds a {type(state).__name__}, not a state dict")
+            storages[key] = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
     return collections.OrderedDict(
         (name, value.materialise(storages) if isinstance(value, _LazyTensor) else value)
         for name, value in state.items())
