@@ -46,32 +46,35 @@ class CheckpointFormatError(UserError):
     """The file is not a legacy PyTorch checkpoint, or is cut short, or describes impossible tensors."""
 
 
-class _StorageType:
-    """A storage type named by the file; immutable, so pickle's BUILD cannot retype it."""
+class _ReadOnly:
+    """Attributes set once in ``__init__``; pickle's BUILD (setattr) then fails instead of changing them."""
+
+    __slots__ = ()
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+
+class _StorageType(_ReadOnly):
+    """A storage type named by the file; immutable, so BUILD cannot retype it."""
 
     __slots__ = ("name",)
 
     def __init__(self, name):
         object.__setattr__(self, "name", name)
 
-    def __setattr__(self, key, value):
-        raise AttributeError("a storage type is read-only")
-
     @property
     def dtype(self):
         return np.dtype(STORAGE_DTYPES[self.name]).newbyteorder("<")
 
 
-class _Call:
+class _Call(_ReadOnly):
     """An allow-listed callable, made anew for each file: BUILD on it changes nothing shared."""
 
     __slots__ = ("function",)
 
     def __init__(self, function):
         object.__setattr__(self, "function", function)
-
-    def __setattr__(self, key, value):
-        raise AttributeError("an allow-listed callable is read-only")
 
     def __call__(self, *args):
         return self.function(*args)
