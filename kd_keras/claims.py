@@ -1,212 +1,260 @@
-"""The papers' qualitative claims, each tested on our runs with an interval and a verdict.
+"""The papers' claims, each tested on our runs with the design of :mod:`kd_keras.statistics`.
 
-Paper B (distillation) and paper A (Table 4's ranking). A verdict is ``holds``,
-``does not hold`` or ``cannot tell at this scale``:
-
-- accuracy comparisons pair the two networks on the same test images (pooled over seeds):
-  the difference with a 95 % normal interval and an exact McNemar p-value;
-- trends over generations fit a least-squares slope per seed; its 95 % interval comes from
-  the spread over seeds (t), or from the fit's residuals when there is one seed.
+Every claim is a difference measured once per seed, a 95 % t interval over the seeds and a rule
+that reads a verdict off the interval: ``holds`` when the interval supports the claim, ``does not
+hold`` when it contradicts it, otherwise ``cannot tell at this scale``. The rule is printed beside
+each verdict. Margins come from the papers' own words where they give one (Paper B: "by less than
+3 %", "within 0.003").
 """
 
-import math
 import os
 
 import numpy as np
 
-from kd_keras import metrics
+from kd_keras import statistics as st
+from kd_keras.runs import read_json
+from kd_keras.statistics import FAILS, HOLDS, UNSURE  # noqa: F401  (the verdicts, re-exported)
 from kd_keras.tables import Table
 
-HOLDS, FAILS, UNSURE = "holds", "does not hold", "cannot tell at this scale"
-
-# "Stays flat": the uncertainty moves by less than this over the whole chain. The paper's hard
-# chain moved by -0.0015 over 6 generations, its soft chain by +0.0187.
-FLAT_CHANGE = 0.01
-
-
-def flat_verdict(slope_ci, generations, change=FLAT_CHANGE):
-    """An equivalence test: flat when the slope's interval lies inside ±change/generations.
-
-    ``holds`` when the whole interval is inside the margin, ``does not hold`` when it lies
-    wholly outside it on one side (a clear rise or fall), else ``cannot tell``.
-    """
-    margin = change / generations
-    low, high = slope_ci
-    if -margin < low and high < margin:
-        return HOLDS
-    return FAILS if low > margin or high < -margin else UNSURE
+CHAIN_LOSS = 0.03  # "accuracy falls during recursion, but by less than 3 %"
+HARD_FLAT = 0.003  # "in the hard chain uncertainty stays within 0.003 of the hard student's on every set"
+GENERATIONS = 6
+SETS = ("train", "valid", "test")
 
 
-# Two-sided 97.5 % quantiles of Student's t for 1..10 degrees of freedom (then the normal's).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+def _ordering_rule(threshold=0.0, scale=100, unit=" pts"):
+    t = f"{threshold * scale:+g}{unit}" if threshold else "0"
+    return f"holds if the interval is above {t}; does not hold if below {t}"
 
 
-def t975(dof):
-    return _T975[dof - 1] if 1 <= dof <= len(_T975) else 1.96
+def chain_run(kind, generation):
+    """The run folder name of ``kind``'s chain at ``generation`` (0: the student itself)."""
+    return f"student-{kind}" if generation == 0 else f"{kind}-chain-{generation}"
 
 
-def _test_correct(seed_dir, run):
-    path = os.path.join(seed_dir, run, "predictions.npz")
+def _split_files(run_dir, split):
+    path = os.path.join(run_dir, "split.json")
+    return read_json(path)["splits"].get(split) if os.path.exists(path) else None
+
+
+def shared_images(run_dirs, split):
+    """True when every run scored the same images of ``split``, in the same order."""
+    files = [_split_files(d, split) for d in run_dirs]
+    return len(files) > 1 and files[0] is not None and all(f == files[0] for f in files)
+
+
+def _test_correct(run_dir):
+    path = os.path.join(run_dir, "predictions.npz")
     if not os.path.exists(path):
         return None
     blob = np.load(path)
     return (blob["test"] > 0.5) == (blob["label_test"] > 0.5)
 
 
-def paired_difference(seeds, run_a, run_b):
-    """Accuracy of ``run_a`` minus ``run_b`` on the same test images, pooled over seeds.
+def accuracy_difference(seeds, run_a, run_b):
+    """Test accuracy of ``run_a`` minus ``run_b``, paired within each seed that has both.
+
+    Args:
+        seeds: ``{seed_dir: {run: metrics}}``.
 
     Returns:
-        ``(difference, (low, high), p)``: the 95 % interval of paired proportions and the exact
-        McNemar p-value, or None when either run is missing.
+        A :class:`kd_keras.statistics.Comparison`, or None when no seed has both runs.
     """
-    pairs = [(_test_correct(d, run_a), _test_correct(d, run_b)) for d in seeds]
-    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    pairs = {}
+    for seed_dir in sorted(seeds):
+        a, b = _test_correct(os.path.join(seed_dir, run_a)), _test_correct(os.path.join(seed_dir, run_b))
+        if a is not None and b is not None:
+            pairs[seed_dir] = (a, b)
     if not pairs:
         return None
-    a = np.concatenate([p[0] for p in pairs])
-    b = np.concatenate([p[1] for p in pairs])
-    n = len(a)
-    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    diff = (only_a - only_b) / n
-    se = math.sqrt(max((only_a + only_b) / n**2 - (only_a - only_b) ** 2 / n**3, 0.0))
-    return diff, (diff - 1.96 * se, diff + 1.96 * se), metrics.mcnemar_exact(a, b)
+    shared = shared_images([os.path.join(d, run_a) for d in pairs], "test")
+    return st.compare_correct([p[0] for p in pairs.values()], [p[1] for p in pairs.values()], shared)
 
 
-def slope_interval(series):
-    """Mean least-squares slope of y against generation over seeds, with its 95 % interval."""
-    slopes, residual_ci = [], None
-    for ys in series:
-        x = np.arange(len(ys), dtype="float64")
-        slope, intercept = np.polyfit(x, ys, 1)
-        slopes.append(slope)
-        if len(series) == 1 and len(ys) > 2:
-            residuals = np.asarray(ys) - (slope * x + intercept)
-            se = math.sqrt(np.sum(residuals**2) / (len(ys) - 2) / np.sum((x - x.mean()) ** 2))
-            residual_ci = t975(len(ys) - 2) * se
-    mean = float(np.mean(slopes))
-    if len(slopes) > 1:
-        half = t975(len(slopes) - 1) * float(np.std(slopes, ddof=1)) / math.sqrt(len(slopes))
-    else:
-        half = residual_ci if residual_ci is not None else float("inf")
-    return mean, (mean - half, mean + half)
+def scalar_difference(seeds, value_a, value_b):
+    """``value_a(m) − value_b(m)`` per seed, from each seed's ``{run: metrics}``; None where missing."""
+    diffs = []
+    for found in (seeds[k] for k in sorted(seeds)):
+        try:
+            diffs.append(value_a(found) - value_b(found))
+        except (KeyError, TypeError):
+            continue
+    return st.compare_scalars(diffs) if diffs else None
 
 
-def _pct(x):
-    return f"{100 * x:+.1f}"
+def _unc(run, split):
+    return lambda found: found[run]["eval"][split]["uncertainty"]
 
 
-def _interval(diff, ci, p=None, scale=100, unit=" pts"):
-    text = f"{diff * scale:+.2f}{unit} [{ci[0] * scale:+.2f}, {ci[1] * scale:+.2f}]"
-    return text + (f", McNemar p = {p:.3g}" if p is not None else "")
+def _ordering_row(claim, paper, comparison, label, threshold=0.0):
+    if comparison is None:
+        return None
+    return (claim, paper, f"{label} {comparison.text()}", _ordering_rule(threshold), st.ordering_verdict(comparison, threshold))
 
 
-def _chain_series(seed_metrics, kind, field):
-    runs = [f"student-{kind}"] + [f"{kind}-chain-{k}" for k in range(1, 7)]
-    out = []
-    for found in seed_metrics.values():
-        if all(r in found for r in runs):
-            out.append([found[r]["eval"]["test"][field] for r in runs])
-    return out
+def _converges_row(seeds):
+    """The hard student's best valid epoch comes earlier than the classic's (as a fraction of training)."""
+    diffs, censored = [], {"classic": False, "hard": False}
+    for found in (seeds[k] for k in sorted(seeds)):
+        if "student-classic" not in found or "student-hard" not in found:
+            continue
+        best = {net: found[f"student-{net}"].get("best", {}) for net in ("classic", "hard")}
+        if any("best_epoch" not in b for b in best.values()):
+            continue
+        for net in best:
+            censored[net] |= best[net]["best_epoch"] == best[net]["epochs"]
+        diffs.append((best["classic"]["best_epoch"] - best["hard"]["best_epoch"]) / best["classic"]["epochs"])
+    if not diffs:
+        return None
+    c = st.compare_scalars(diffs)
+    verdict = st.ordering_verdict(c)
+    # A best epoch at the last epoch is only a lower bound of when that student would peak:
+    # it makes a late classic look earlier (so "does not hold" is not safe) and a late hard
+    # student look earlier (so "holds" is not safe).
+    if (verdict == FAILS and censored["classic"]) or (verdict == HOLDS and censored["hard"]):
+        verdict = UNSURE
+    note = "; a best epoch at the last epoch: " + ", ".join(n for n in censored if censored[n]) if any(
+        censored.values()) else ""
+    return ("the hard student reaches its best valid accuracy earlier than the classic",
+            "hard epoch 47, classic 86 of 100 (1.8x as fast)",
+            f"(classic − hard best epoch) / epochs {c.text(unit=' % of training')}{note}",
+            _ordering_rule(unit=" %") + "; cannot tell when a censored best epoch (the last one) could "
+            "reverse the verdict", verdict)
+
+
+def _reach(c):
+    """How far from zero a comparison's interval (or its mean, with one seed) reaches."""
+    return abs(c.mean) if c.low is None else max(abs(c.low), abs(c.high))
+
+
+def _every_generation_row(claim, paper, seeds, compare, verdict_of, rule, label, kinds=range(GENERATIONS + 1)):
+    parts = []
+    for k in kinds:
+        c = compare(k)
+        if c is None:
+            return None
+        parts.append((k, c))
+    worst = min(parts, key=lambda kc: kc[1].mean if kc[1].low is None else kc[1].low)
+    verdict = st.all_verdict(verdict_of(c) for _, c in parts)
+    return (claim, paper, f"{label}; weakest generation {worst[0]}: {worst[1].text()}", rule, verdict)
 
 
 def distillation_claims(seeds):
-    """Rows ``(claim, paper's evidence, ours, verdict)`` for paper B from ``{seed_dir: {run: metrics}}``."""
-    rows = []
-    soft_classic = paired_difference(seeds, "student-soft", "student-classic")
-    classic_hard = paired_difference(seeds, "student-classic", "student-hard")
-    if soft_classic and classic_hard:
-        d1, ci1, p1 = soft_classic
-        d2, ci2, p2 = classic_hard
-        if ci1[1] < 0 or ci2[1] < 0:
-            verdict = FAILS
-        elif d1 >= 0 and ci2[0] > 0:
-            verdict = HOLDS
-        else:
-            verdict = UNSURE
-        rows.append(("test accuracy: soft ≥ classic > hard", "96.32 / 96.16 / 95.44 %",
-                     f"soft − classic {_interval(d1, ci1, p1)}; classic − hard {_interval(d2, ci2, p2)}", verdict))
-    best = {net: [m[f"student-{net}"]["best"].get("best_epoch") for m in seeds.values() if f"student-{net}" in m]
-            for net in ("classic", "hard")}
-    epochs = [m["student-classic"]["best"].get("epochs") for m in seeds.values() if "student-classic" in m]
-    if best["classic"] and best["hard"]:
-        faster = [c > h for c, h in zip(best["classic"], best["hard"])]
-        ratio = np.mean(best["classic"]) / max(np.mean(best["hard"]), 1e-9)
-        # A best epoch at the last epoch means still improving: convergence speed is then unknown.
-        unfinished = any(e == epochs[0] for e in best["classic"] + best["hard"])
-        verdict = (UNSURE if unfinished else HOLDS if all(faster) and ratio >= 1.5
-                   else FAILS if not any(faster) else UNSURE)
-        rows.append(("the hard student converges about twice as fast (epoch of best valid accuracy)",
-                     "hard 47, classic 86 of 100 (1.8x)",
-                     f"hard {best['hard']}, classic {best['classic']} of {epochs[0]} (ratio {ratio:.2f})"
-                     + ("; a best epoch is the last one: still improving" if unfinished else ""), verdict))
-    for kind, claim, paper_text in (
-            ("hard", "the hard chain's test uncertainty stays flat over 6 generations", "0.0071 → 0.0056"),
-            ("soft", "the soft chain's test uncertainty grows over 6 generations", "0.0040 → 0.0227")):
-        series = _chain_series(seeds, kind, "uncertainty")
-        if not series:
+    """Rows ``(claim, paper, ours, rule, verdict)`` for Paper B from ``{seed_dir: {run: metrics}}``."""
+    rows = [
+        _ordering_row("the soft student is at least as accurate as the classic on test", "96.32 vs 96.16 %",
+                      accuracy_difference(seeds, "student-soft", "student-classic"), "soft − classic"),
+        _ordering_row("the classic student is more accurate than the hard on test", "96.16 vs 95.44 %",
+                      accuracy_difference(seeds, "student-classic", "student-hard"), "classic − hard"),
+        _converges_row(seeds),
+    ]
+    for kind, paper in (("hard", "95.44 → 93.52 % (−1.92)"), ("soft", "96.32 → 94.59 % (−1.73)")):
+        rows.append(_ordering_row(
+            f"six generations of the {kind} chain lose < 3 points of test accuracy", paper,
+            accuracy_difference(seeds, chain_run(kind, GENERATIONS), chain_run(kind, 0)),
+            "generation 6 − student", -CHAIN_LOSS))
+    rows.append(_every_generation_row(
+        "the soft chain's test accuracy is above the hard chain's at every generation",
+        "above at all 7, by 0.3 to 1.1 points", seeds,
+        lambda k: accuracy_difference(seeds, chain_run("soft", k), chain_run("hard", k)),
+        st.ordering_verdict, "holds if every generation's interval is above 0; does not hold if any is below 0",
+        "soft − hard per generation"))
+    hard_parts = {}
+    for split in SETS:
+        for k in range(1, GENERATIONS + 1):
+            hard_parts[(split, k)] = scalar_difference(seeds, _unc(chain_run("hard", k), split),
+                                                       _unc(chain_run("hard", 0), split))
+    if all(hard_parts.values()):
+        worst = max(hard_parts, key=lambda key: _reach(hard_parts[key]))
+        verdict = st.all_verdict(st.within_verdict(c, HARD_FLAT) for c in hard_parts.values())
+        rows.append((f"the hard chain's uncertainty stays within {HARD_FLAT} of the hard student's on every set",
+                     "test 0.0071 → 0.0056; largest move 0.0029 (train, generation 4)",
+                     f"generation − student; furthest: {worst[0]} generation {worst[1]} "
+                     f"{hard_parts[worst].text(scale=1, unit='', digits=4)}",
+                     f"holds if every generation's interval on train, valid and test lies inside ±{HARD_FLAT}; "
+                     f"does not hold if any lies wholly outside", verdict))
+    series = []
+    for found in (seeds[s] for s in sorted(seeds)):
+        try:
+            series.append([_unc(chain_run("soft", k), "test")(found) for k in range(GENERATIONS + 1)])
+        except (KeyError, TypeError):
             continue
-        slope, ci = slope_interval(series)
-        generations = len(series[0]) - 1
-        verdict = flat_verdict(ci, generations) if kind == "hard" else (
-            HOLDS if ci[0] > 0 else FAILS if ci[1] < 0 else UNSURE)
+    if series:
+        c = st.compare_scalars(st.slope(series))
         first, last = np.mean([s[0] for s in series]), np.mean([s[-1] for s in series])
-        margin = f"; flat: within ±{FLAT_CHANGE} over {generations} generations" if kind == "hard" else ""
-        rows.append((claim, paper_text, f"{first:.4f} → {last:.4f}; slope {slope:+.5f}/generation "
-                     f"[{ci[0]:+.5f}, {ci[1]:+.5f}] (n={len(series)}){margin}", verdict))
-    for kind, paper_text in (("hard", "95.44 → 93.52 % (−1.92)"), ("soft", "96.32 → 94.59 % (−1.73)")):
-        change = paired_difference(seeds, f"{kind}-chain-6", f"student-{kind}")
-        if not change:
-            continue
-        d, ci, p = change
-        verdict = HOLDS if ci[0] > -0.03 else FAILS if ci[1] < -0.03 else UNSURE
-        rows.append((f"six generations of the {kind} chain lose < 3 points of test accuracy", paper_text,
-                     f"generation 6 − student {_interval(d, ci, p)}", verdict))
-    return rows
+        rows.append(("the soft chain's test uncertainty grows over the generations", "0.0040 → 0.0227",
+                     f"{first:.4f} → {last:.4f}; least-squares slope per seed {c.text(scale=1, unit='/generation', digits=5)}",
+                     "holds if the slope's interval is above 0; does not hold if below 0", st.ordering_verdict(c)))
+    rows.append(_every_generation_row(
+        "from generation 2 on, the soft chain is more uncertain than the hard chain on test",
+        "0.0094 vs 0.0052 … 0.0227 vs 0.0056 (below at 0 and 1)", seeds,
+        lambda k: scalar_difference(seeds, _unc(chain_run("soft", k), "test"), _unc(chain_run("hard", k), "test")),
+        st.ordering_verdict, "holds if every generation's interval is above 0; does not hold if any is below 0",
+        "soft − hard uncertainty", kinds=range(2, GENERATIONS + 1)))
+    return [row for row in rows if row is not None]
+
+
+def _valid_correct(run_dir):
+    blob = np.load(os.path.join(run_dir, "predictions.npz"))
+    return blob["predicted"] == blob["label"]
+
+
+def loss_difference(runs_a, runs_b):
+    """Valid accuracy of loss A minus loss B, paired by seed, each image counted once.
+
+    Args:
+        runs_a, runs_b: ``{seed: run_dir}`` of two losses on one dataset.
+    """
+    common = sorted(set(runs_a) & set(runs_b))
+    if not common:
+        return None
+    dirs = [runs_a[s] for s in common] + [runs_b[s] for s in common]
+    return st.compare_correct([_valid_correct(runs_a[s]) for s in common],
+                              [_valid_correct(runs_b[s]) for s in common], shared_images(dirs, "valid"))
+
+
+def _dataset_key(name):
+    return name.lower().replace("-", "").replace("_", "")
 
 
 def loss_claims(datasets, thesis):
-    """Rows for paper A: per dataset, is the thesis's best loss (Table 4) also ours?
+    """Rows for Paper A: per dataset, is the thesis's best loss (Table 4) also ours?
 
     Args:
         datasets: ``{dataset: {loss: {seed: run_dir}}}`` (see :func:`kd_keras.report.loss_groups`).
         thesis: ``{loss: {dataset key: accuracy}}`` (Table 4).
     """
-    from kd_keras.report import _paired_mcnemar
-    from kd_keras.runs import read_json
-
     rows = []
     for name, by_loss in sorted(datasets.items()):
-        key = name.lower().replace("-", "").replace("_", "")
-        theirs = {loss: thesis[loss][key] for loss in thesis if key in thesis[loss] and loss in by_loss}
+        theirs = {loss: thesis[loss][_dataset_key(name)] for loss in thesis
+                  if _dataset_key(name) in thesis[loss] and loss in by_loss}
         if len(theirs) < 2:
             continue
-        ours = {loss: float(np.mean([read_json(os.path.join(d, "metrics.json"))["valid_accuracy"]
-                                     for d in by_loss[loss].values()])) for loss in theirs}
-        thesis_best = max(theirs, key=theirs.get)
-        our_best = max(ours, key=ours.get)
-        beaten = [loss for loss in ours if loss != thesis_best and ours[loss] > ours[thesis_best]
-                  and _paired_mcnemar(by_loss[loss], by_loss[thesis_best]) < 0.05]
-        verdict = FAILS if beaten else HOLDS if our_best == thesis_best else UNSURE
-        ranking = lambda acc: " > ".join(f"{loss} {acc[loss]:.3f}" for loss in sorted(acc, key=acc.get, reverse=True))  # noqa: E731
-        rows.append((f"{name}: {thesis_best} is the best loss (Table 4)", ranking(theirs),
-                     ranking(ours) + (f"; significantly above {thesis_best}: {', '.join(beaten)}" if beaten else ""),
-                     verdict))
+        best = max(theirs, key=theirs.get)
+        parts = {loss: loss_difference(by_loss[best], by_loss[loss]) for loss in theirs if loss != best}
+        verdict = st.all_verdict(st.ordering_verdict(c) for c in parts.values())
+        ranking = " > ".join(f"{loss} {theirs[loss]:.2f}" for loss in sorted(theirs, key=theirs.get, reverse=True))
+        ours = "; ".join(f"{best} − {loss} {c.text()}" for loss, c in sorted(parts.items()))
+        rows.append((f"{name}: {best} is the best loss (Table 4)", ranking, ours,
+                     "holds if every interval is above 0; does not hold if any is below 0", verdict))
     return rows
 
 
+RULES = ("The seed is the unit of replication: each claim's difference is measured once per seed (on that "
+         "seed's own test images in Paper B; on the shared valid split in Paper A) and its 95 % interval is "
+         "Student's t over the seeds; where every seed scores the same images, the images' variance is added "
+         "once (each image counted once). McNemar p-values are per seed, supporting evidence only. "
+         "One seed gives no interval and no verdict.")
+
+
 def claims_table(kd_seeds_by_group, loss_datasets_by_preset, thesis):
-    """One table of every claim we can test, with its evidence and verdict."""
+    """One table of every claim we can test, with its evidence, rule and verdict."""
     table = Table("claims", "The papers' claims, tested on our runs",
-                  ["claim", "paper", "ours (95 % interval)", "verdict"],
-                  "Accuracy differences: paired on the same test images, pooled over seeds, normal 95 % interval "
-                  "and exact McNemar test. Slopes: least squares per seed, t interval over seeds (one seed: "
-                  "from the fit's residuals). Paper A: valid accuracy, mean over seeds; 'does not hold' when "
-                  "another loss beats the thesis's best with McNemar p < 0.05.")
+                  ["claim", "paper", "ours (mean, 95 % interval over seeds)", "rule", "verdict"], RULES)
     for group, seeds in kd_seeds_by_group.items():
-        for claim, theirs, ours, verdict in distillation_claims(seeds):
-            table.add(f"B ({group}): {claim}", theirs, ours, verdict)
+        for claim, *rest in distillation_claims(seeds):
+            table.add(f"B ({group}): {claim}", *rest)
     for preset, datasets in loss_datasets_by_preset.items():
-        for claim, theirs, ours, verdict in loss_claims(datasets, thesis):
-            table.add(f"A ({preset}): {claim}", theirs, ours, verdict)
+        for claim, *rest in loss_claims(datasets, thesis):
+            table.add(f"A ({preset}): {claim}", *rest)
     return table

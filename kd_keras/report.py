@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from kd_keras import figures, metrics, paper_values as paper
-from kd_keras.claims import claims_table
+from kd_keras.claims import claims_table, loss_difference
 from kd_keras.frame import load_runs  # noqa: F401  (the report's public data source)
 from kd_keras.runs import read_json
 from kd_keras.tables import NOT_RUN, Table, difference, mean_std
@@ -212,17 +212,33 @@ def loss_groups(runs_dir):
     return found
 
 
+def _fine_tuned(datasets):
+    """Whether the loss-study runs trained the whole backbone (their config.json says)."""
+    for by_loss in datasets.values():
+        for by_seed in by_loss.values():
+            for run_dir in by_seed.values():
+                return bool((_load(os.path.join(run_dir, "config.json")) or {}).get("fine_tune"))
+    return False
+
+
 def loss_table(preset, datasets, frame):
-    """Table 4's layout: losses by datasets, mean ± std over seeds, exact McNemar vs the best loss."""
+    """Table 4's layout: losses by datasets, mean ± std over seeds, and each loss minus the best.
+
+    The difference is paired by seed on the shared valid images, with the t interval of
+    :mod:`kd_keras.statistics` (seeds as the unit, each image counted once).
+    """
     names = sorted(datasets)
-    table = Table(f"losses_{preset}", f"Loss functions: valid accuracy after training (preset {preset})",
-                  ["loss"] + [f"{d} {what}" for d in names for what in ("ours", "thesis", "McNemar p vs best")],
-                  "McNemar: exact two-sided test on the same valid images, paired by seed, "
-                  "against the loss with the best mean accuracy on that dataset.")
+    mode = "fine-tuned backbone" if _fine_tuned(datasets) else "frozen backbone features"
+    table = Table(f"losses_{preset}_{mode.split()[0].replace('-', '_')}",
+                  f"Loss functions: valid accuracy after training, {mode} (preset {preset})",
+                  ["loss"] + [f"{d} {what}" for d in names for what in ("ours", "thesis", "minus best, pts (95 % interval)")],
+                  "Minus best: this loss's valid accuracy minus the best mean loss's, per seed on the same valid "
+                  "images; Student's t interval over seeds with the images' variance added once.")
     ours = frame[frame["experiment"].str.startswith(f"losses-{preset}/")]
     settings = sorted({f"`{b}` with weights `{w}` at {s} px" for b, w, s in
                        zip(ours["backbone"], ours["weights"], ours["image_size"])})
-    table.caption = f"Ours: {'; '.join(settings)}. Thesis: ResNet-50, ImageNet weights, fine-tuned. " + table.caption
+    table.caption = (f"Ours: {'; '.join(settings)}, {mode}. Thesis: ResNet-50, ImageNet weights, fine-tuned. "
+                     + table.caption)
     losses_ = sorted({loss for d in names for loss in datasets[d]})
     cells = {loss: [] for loss in losses_}
     for d in names:
@@ -231,25 +247,29 @@ def loss_table(preset, datasets, frame):
         ranked = [loss for loss in losses_ if acc[loss]]
         best = max(ranked, key=lambda loss: np.mean(acc[loss])) if ranked else None
         for loss in losses_:
-            p_value = ""
-            if best and acc[loss] and loss != best:
-                p_value = f"{_paired_mcnemar(datasets[d][best], datasets[d][loss]):.3g}"
-            elif loss == best:
-                p_value = "best"
+            versus = ""
+            if loss == best:
+                versus = "best"
+            elif best and acc[loss]:
+                versus = loss_difference(datasets[d][loss], datasets[d][best]).text(unit="", digits=1, mcnemar=False)
             thesis = paper.LOSS_TABLE.get(loss, {}).get(d.lower().replace("-", "").replace("_", ""))
-            cells[loss] += [mean_std(acc[loss], 3), "" if thesis is None else f"{thesis:.2f}", p_value]
+            cells[loss] += [mean_std(acc[loss], 3), "" if thesis is None else f"{thesis:.2f}", versus]
     for loss in losses_:
         table.add(loss, *cells[loss])
     return table
 
 
-def _paired_mcnemar(runs_a, runs_b):
-    right_a, right_b = [], []
-    for seed in sorted(set(runs_a) & set(runs_b)):
-        a, b = np.load(os.path.join(runs_a[seed], "predictions.npz")), np.load(os.path.join(runs_b[seed], "predictions.npz"))
-        right_a.append(a["predicted"] == a["label"])
-        right_b.append(b["predicted"] == b["label"])
-    return metrics.mcnemar_exact(np.concatenate(right_a), np.concatenate(right_b))
+def augmented_draws_table(seeds, frame, caption):
+    """The spread of the K augmented test draws within each seed, beside the spread across seeds."""
+    table = Table("augmented_draws", "Augmented test accuracy: the K draws within a seed and across seeds",
+                  ["network", "mean of K draws (± SD across seeds)", "SD of the K draws within each seed",
+                   "best of K (± SD across seeds)"], caption)
+    for net, run in NETWORKS.items():
+        within = _per_seed(seeds, run, lambda m: (m.get("test_augmented") or {}).get("accuracy_std"))
+        table.add(net, mean_std(frame_values(frame, run, "test_augmented_mean", "accuracy")),
+                  ", ".join(f"{v:.4f}" for v in within if v is not None) or NOT_RUN,
+                  mean_std(frame_values(frame, run, "test_augmented", "accuracy")))
+    return table
 
 
 def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=print):
@@ -260,7 +280,8 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
     for group, seeds in kd.items():
         caption = _scale_caption(seeds)
         rows = frame[frame["experiment"] == group]
-        for table in kd_tables(seeds, caption, rows) + [timing_table(seeds, caption)]:
+        tables = kd_tables(seeds, caption, rows) + [augmented_draws_table(seeds, rows, caption), timing_table(seeds, caption)]
+        for table in tables:
             written += table.write(os.path.join(out, group), latex)
         exported = exported_results(seeds)
         deployed = deployment_table(exported, caption)

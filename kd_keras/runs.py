@@ -239,7 +239,8 @@ def best_of_history(rows):
         best["train_target_accuracy"] = best["train_accuracy"]
         best["train_accuracy"] = max(r["label_accuracy"] for r in rows)
     if "val_accuracy" in rows[0]:
-        best_row = max(rows, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+        # The first epoch with the best valid accuracy: the one RunMonitor saved as model.keras.
+        best_row = max(sorted(rows, key=lambda r: r["epoch"]), key=lambda r: r["val_accuracy"])
         best.update(valid_loss=min(r["val_loss"] for r in rows),
                     valid_accuracy=best_row["val_accuracy"], best_epoch=int(best_row["epoch"]))
     return best

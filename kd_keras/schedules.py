@@ -7,7 +7,9 @@ def legacy_decay(lr0, decay):
     """The old Keras optimizer argument ``decay=d``, which Keras 3 silently ignores.
 
     Paper B's formula 9: ``lr_t = lr_0 / (1 + d * t)``, t the optimizer iteration.
-    Exactly ``InverseTimeDecay(lr_0, decay_steps=1, decay_rate=d)``.
+    Exactly ``InverseTimeDecay(lr_0, decay_steps=1, decay_rate=d)``. t counts batches, so the
+    final rate depends on batches per epoch: the paper's teacher (547 batches x 25 epochs) ends at
+    ``lr_0 / 137.8``, a 63-batch epoch at ``lr_0 / 16.8``.
 
     Args:
         lr0: the initial learning rate.
