@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from kd_keras import statistics as st
+from kd_keras import metrics, statistics as st
 from kd_keras.runs import read_json
 from kd_keras.statistics import FAILS, HOLDS, UNSURE  # noqa: F401  (the verdicts, re-exported)
 from kd_keras.tables import Table
@@ -48,7 +48,7 @@ def _test_correct(run_dir):
     if not os.path.exists(path):
         return None
     blob = np.load(path)
-    return (blob["test"] > 0.5) == (blob["label_test"] > 0.5)
+    return metrics.correct(blob["test"], blob["label_test"])
 
 
 def accuracy_difference(seeds, run_a, run_b):

@@ -20,7 +20,7 @@ def _seeds(ctx, param, value):
 def common(f):
     """Options shared by the training commands."""
     options = [
-        click.option("--preset", default="cpu", show_default=True, help="paper | cpu | smoke"),
+        click.option("--preset", default="cpu", show_default=True, help="paper | cpu | gpu | demo | smoke"),
         click.option("--data-dir", default="synthetic", show_default=True,
                      help="image folder, Kaggle layout, 'synthetic[:CLASSES[:N]]' or 'tfds:cats_vs_dogs'"),
         click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False)),
@@ -43,6 +43,23 @@ def common(f):
         click.option("--quiet", is_flag=True, help="no progress bars"),
         click.option("--stop-after", type=float, default=None, metavar="MINUTES",
                      help="stop at the first epoch's end after this many minutes; the same command resumes"),
+        click.option("--tensorboard", is_flag=True, help="also write TensorBoard logs into each run folder (TensorFlow)"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def distillation(f):
+    """Options of the commands that train students: whose teacher, which student."""
+    options = [
+        click.option("--teacher-model", default=None, metavar="PATH.keras",
+                     help="your trained teacher (K probabilities, or one sigmoid for 2 classes) instead of "
+                          "training one; it sees [0, 1] images at its own input size"),
+        click.option("--student", "student_spec", default="resnet18", show_default=True,
+                     help="resnet18 | any keras.applications name | PATH.keras"),
+        click.option("--student-size", type=int, default=None, metavar="PX",
+                     help="the students' input size (default: the preset's)"),
     ]
     for option in reversed(options):
         f = option(f)
@@ -50,7 +67,8 @@ def common(f):
 
 
 def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, batch_size, fine_tune_teacher,
-                 deterministic, strategy, mixed_precision, quiet, stop_after):
+                 deterministic, strategy, mixed_precision, quiet, stop_after, tensorboard,
+                 teacher_model=None, student_spec="resnet18", student_size=None):
     import dataclasses
 
     from kd_keras import catalog, presets
@@ -68,17 +86,29 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
         raise UserError(f"--stop-after must be > 0 minutes, got {stop_after}")
     deadline = None if stop_after is None else time.time() + 60 * stop_after
     catalog.resolve_weights(weights)
+    if student_size is not None and student_size < 32:
+        raise UserError(f"--student-size must be >= 32, got {student_size}")
+    if teacher_model is not None and not os.path.isfile(teacher_model):
+        raise UserError(f"--teacher-model: no such file: {teacher_model}")
 
-    from kd_keras import backbones, runtime
+    from kd_keras import backbones, runtime, user_models
     from kd_keras.train import Experiment
 
     if teacher_backbone is not None:
         teacher_backbone = backbones.check_name(teacher_backbone)
+    student_spec = user_models.check_student(student_spec)
+    if tensorboard:
+        runtime.require_tensorflow("--tensorboard (Keras writes its logs with tf.summary)")
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UserError("--tensorboard needs the tensorboard package: pip install 'kd_keras[tensorboard]'")
     distribute = runtime.configure(deterministic=deterministic, strategy=strategy,
                                    mixed_precision=mixed_precision or chosen.mixed_precision,
                                    compile_cache=os.path.join(runs_dir, ".cache", "xla"))
     return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet), teacher_backbone,
-                       deadline) for seed in seeds]
+                       deadline, student=student_spec, teacher_model=teacher_model, student_size=student_size,
+                       tensorboard=tensorboard) for seed in seeds]
 
 
 def _check_data_dir(data_dir):
@@ -144,19 +174,25 @@ def teacher(**options):
 @click.option("--mode", type=click.Choice(["classic", "hard", "soft"]), required=True)
 @click.option("--teacher", "teacher_dir", default=None, help="the teacher's run folder (default: this preset's)")
 @common
+@distillation
 def student(mode, teacher_dir, **options):
-    """Train a ResNet-18 student on true, hard or soft teacher labels."""
+    """Train a student (ResNet-18 by default) on true, hard or soft teacher labels."""
+    if teacher_dir and options["teacher_model"]:
+        raise UserError("give --teacher (a run folder) or --teacher-model (a .keras file), not both")
     experiments = _experiments(**options)
     from kd_keras import train
 
     for exp in experiments:
-        click.echo(train.train_student(exp, mode, teacher_dir or exp.run_dir("teacher")))
+        parent = teacher_dir or (train.import_teacher(exp, exp.teacher_model) if exp.teacher_model
+                                 else exp.run_dir("teacher"))
+        click.echo(train.train_student(exp, mode, parent))
 
 
 @cli.command()
 @click.option("--generations", default=6, show_default=True, type=int)
 @click.option("--chain", type=click.Choice(["hard", "soft", "both"]), default="both", show_default=True)
 @common
+@distillation
 def recursive(generations, chain, **options):
     """Recursive distillation: each generation learns from the previous one."""
     if generations < 1:
@@ -201,6 +237,7 @@ def bench(as_json, images, threads, student_dir, exported, **options):
 @click.option("--plan", "plan_only", is_flag=True,
               help="print what the replay will do and its estimated minutes (a short warm-up), train nothing")
 @common
+@distillation
 def reproduce(generations, report, plan_only, **options):
     """Paper B end to end: teacher, three students, both chains, timing, report."""
     if generations < 1:
@@ -218,9 +255,12 @@ def reproduce(generations, report, plan_only, **options):
         pipeline.reproduce(exp, generations)
     if report:
         runs_dir = options["runs_dir"]
-        for path in report_module.write_report(runs_dir, os.path.join(runs_dir, "results"),
-                                               os.path.join(runs_dir, "figures")):
-            click.echo(path)
+        written = report_module.write_report(runs_dir, os.path.join(runs_dir, "results"),
+                                             os.path.join(runs_dir, "figures"))
+        click.echo(f"report: {len(written)} tables and figures in {os.path.join(runs_dir, 'results')} and "
+                   f"{os.path.join(runs_dir, 'figures')}")
+    for exp in experiments:
+        click.echo("\n".join(pipeline.summary(exp, generations)))
 
 
 @cli.command("export")
@@ -252,7 +292,7 @@ def export_command(run_dir, fmt, quantize, out, image_size):
               help="softmax | cosine | am-softmax | hinge | huber | l1 | l2 | l-softmax (repeatable)")
 @click.option("--backbone", default=None,
               help="resnet50 | efficientnet-lite0 | any keras.applications name (default: the preset's)")
-@click.option("--preset", default="cpu", show_default=True, help="paper | cpu | smoke")
+@click.option("--preset", default="cpu", show_default=True, help="paper | cpu | gpu | demo | smoke")
 @click.option("--seed", "seeds", multiple=True, type=int, callback=_seeds, help="--seeds 0 1 2 repeats per seed")
 @click.option("--weights", default="imagenet", show_default=True, help="backbone weights: imagenet | none | PATH.h5")
 @click.option("--runs-dir", default="runs", show_default=True)

@@ -8,10 +8,16 @@ targets made from them:
 - ``hard``: ``y_i = 1 if p_i > 0.5 else 0`` (formula 13);
 - ``soft``: ``y_i = p_i`` (formula 14).
 
+For K > 2 classes the student ends in a softmax over K units and the same modes read:
+classic = one-hot labels, hard = ``onehot(argmax p)``, soft = the teacher's probability row;
+the loss is :class:`~kd_keras.losses.SoftTargetCrossentropy` instead of BCE, and accuracy is
+argmax agreement. The number of classes is read off the student's output (1 unit: the
+paper's sigmoid).
+
 Extensions: ``online=True`` calls the teacher inside the training step (its targets then
 see the same augmented image as the student), ``temperature=T`` softens teacher and
 student logits as in Hinton et al. (loss scaled by T²), and ``alpha`` mixes in the
-true-label loss: ``L = alpha * BCE(y, q) + (1 - alpha) * L_distill(target, q)``.
+true-label loss: ``L = alpha * CE(y, q) + (1 - alpha) * L_distill(target, q)``.
 
 ``preprocessing`` (e.g. :func:`kd_keras.input_pipeline.preprocessing`: flips, shifts and
 the division by 255) runs inside the compiled step, in front of the student: augmented
@@ -21,7 +27,7 @@ in training, plain in validation, on the GPU where there is one.
 import keras
 from keras import ops
 
-from kd_keras.losses import SoftTargetBCE
+from kd_keras.losses import SoftTargetBCE, SoftTargetCrossentropy
 
 MODES = ("classic", "hard", "soft")
 
@@ -36,7 +42,7 @@ class Distiller(keras.Model):
     against the true labels.
 
     Args:
-        student: a Keras model with a sigmoid output.
+        student: a Keras model with one sigmoid output (two classes) or a softmax over K.
         teacher: needed only for ``online=True``.
         mode: ``"classic"``, ``"hard"`` or ``"soft"``.
         online: call the teacher in every training step instead of using fixed targets.
@@ -65,10 +71,11 @@ class Distiller(keras.Model):
         self.mode, self.online, self.temperature, self.alpha = mode, online, float(temperature), float(alpha)
         if teacher is not None:
             teacher.trainable = False
-        self.label_loss = keras.losses.BinaryCrossentropy()
-        self.distillation_loss = SoftTargetBCE(self.temperature)
-        self.target_accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-        self.label_accuracy = keras.metrics.BinaryAccuracy(name="label_accuracy")
+        self.binary_loss, self.categorical_loss = SoftTargetBCE(1.0), SoftTargetCrossentropy(1.0)
+        self.binary_distillation = SoftTargetBCE(self.temperature)
+        self.categorical_distillation = SoftTargetCrossentropy(self.temperature)
+        self.target_accuracy = keras.metrics.Mean(name="accuracy")
+        self.label_accuracy = keras.metrics.Mean(name="label_accuracy")
         if getattr(student, "inputs", None):  # a functional student is built: so is the Distiller
             self.build(student.input_shape)
 
@@ -87,40 +94,66 @@ class Distiller(keras.Model):
         self._step_inputs = inputs  # what an online teacher sees: the same augmented images
         return self.student(inputs, training=training)
 
-    def _labels_and_targets(self, x, y):
-        """(true labels or None, the targets the student learns)."""
+    def _labels_and_targets(self, x, y, num_outputs):
+        """(true labels as targets or None, the targets the student learns), shaped like its output."""
         if isinstance(y, dict):
             labels, teacher_p = y.get("label"), y.get("teacher")
         else:
             labels, teacher_p = y, None
+        if labels is not None:
+            labels = _as_rows(labels, num_outputs, sparse=True)
         if self.online and self.mode != "classic":
             seen = getattr(self, "_step_inputs", None)
             teacher_p = self.teacher(x if seen is None else seen, training=False)
         if self.mode == "classic" or teacher_p is None:
-            return labels, ops.cast(ops.reshape(labels, (-1, 1)), "float32")
-        teacher_p = ops.cast(ops.reshape(teacher_p, (-1, 1)), "float32")
-        if self.mode == "hard":
-            teacher_p = ops.cast(teacher_p > 0.5, "float32")
+            return labels, labels
+        teacher_p = _as_rows(teacher_p, num_outputs, sparse=False)
+        if self.mode == "hard":  # formula 13, or the argmax's one-hot row
+            teacher_p = (ops.cast(teacher_p > 0.5, "float32") if num_outputs == 1
+                         else ops.one_hot(ops.argmax(teacher_p, axis=-1), num_outputs, dtype="float32"))
         return labels, teacher_p
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels, targets = self._labels_and_targets(x, y)
+        k = y_pred.shape[-1]
+        labels, targets = self._labels_and_targets(x, y, k)
         self._step_targets = (labels, targets)  # compute_metrics reuses them: one teacher call a step
-        loss = self.distillation_loss(targets, y_pred, sample_weight)
+        distillation = self.binary_distillation if k == 1 else self.categorical_distillation
+        loss = distillation(targets, y_pred, sample_weight)
         if self.alpha and labels is not None and self.mode != "classic":
-            labels = ops.cast(ops.reshape(labels, (-1, 1)), "float32")
-            loss = self.alpha * self.label_loss(labels, y_pred, sample_weight) + (1.0 - self.alpha) * loss
+            label_loss = self.binary_loss if k == 1 else self.categorical_loss
+            loss = self.alpha * label_loss(labels, y_pred, sample_weight) + (1.0 - self.alpha) * loss
         if self.losses:
             loss = loss + ops.sum(self.losses)
         self._step_inputs = None
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        labels, targets = getattr(self, "_step_targets", None) or self._labels_and_targets(x, y)
+        labels, targets = getattr(self, "_step_targets", None) or self._labels_and_targets(x, y, y_pred.shape[-1])
         self._step_targets = None
-        # Formulas 11-12: right when target and prediction are both > 0.5 or both <= 0.5.
-        self.target_accuracy.update_state(ops.cast(targets > 0.5, "float32"), y_pred, sample_weight)
+        self.target_accuracy.update_state(agreement(targets, y_pred), sample_weight)
         if isinstance(y, dict) and labels is not None:
-            self.label_accuracy.update_state(ops.reshape(labels, (-1, 1)), y_pred, sample_weight)
+            self.label_accuracy.update_state(agreement(labels, y_pred), sample_weight)
         return {m.name: m.result() for m in self.metrics
                 if m.name != "label_accuracy" or isinstance(y, dict)}
+
+
+def _as_rows(values, num_outputs, sparse):
+    """Labels or probabilities as float32 rows of the student's output width."""
+    values = ops.convert_to_tensor(values)
+    if num_outputs == 1:
+        return ops.cast(ops.reshape(values, (-1, 1)), "float32")
+    if sparse and (len(values.shape) == 1 or values.shape[-1] == 1):
+        return ops.one_hot(ops.reshape(ops.cast(values, "int32"), (-1,)), num_outputs, dtype="float32")
+    return ops.cast(values, "float32")
+
+
+def agreement(targets, y_pred):
+    """1 where prediction and target name the same class, else 0.
+
+    One output: formulas 11-12, both > 0.5 or both <= 0.5. K outputs: the same argmax.
+    """
+    if y_pred.shape[-1] == 1:
+        same = ops.equal(ops.reshape(targets, (-1,)) > 0.5, ops.reshape(y_pred, (-1,)) > 0.5)
+    else:
+        same = ops.equal(ops.argmax(targets, axis=-1), ops.argmax(y_pred, axis=-1))
+    return ops.cast(same, "float32")

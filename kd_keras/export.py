@@ -176,7 +176,7 @@ def _test_images(run_dir, size, cache_dir):
     for split in ("train", "test"):
         images, labels, _, _ = input_pipeline.cached_images(dataset.splits[split], size, cache_dir, split,
                                                             log=lambda *_: None)
-        out[split] = (images.astype("float32") / 255.0, labels.astype("float32"))
+        out[split] = (images.astype("float32") / 255.0, labels)  # 0/1, or class indices for K
     return out
 
 
@@ -208,9 +208,7 @@ def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_ima
 
         if model.name != "resnet18":
             raise UserError(f"--image-size works for ResNet-18 students; {run_dir} holds {model.name}")
-        resized = models.resnet18((image_size, image_size, 3))
-        resized.set_weights(model.get_weights())
-        model = resized
+        model = models.resized_resnet18(model, image_size)
     size = model.input_shape[1]
     cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(run_dir))), ".cache")
     images = _test_images(run_dir, size, cache_dir)
@@ -223,18 +221,24 @@ def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_ima
     export_model(model, out, fmt, quantize, calibration)
     test_x, test_y = images["test"]
     log(f"scoring the exported model on {len(test_x)} test images")
-    exported = load_runtime(out)(test_x).reshape(-1)
-    keras_p = model.predict(test_x, batch_size=64, verbose=0).reshape(-1)
+    exported = _one_row_per_image(load_runtime(out)(test_x))
+    keras_p = _one_row_per_image(model.predict(test_x, batch_size=64, verbose=0))
     result = {"format": fmt, "quantization": quantize, "image_size": size, "file": os.path.basename(out),
               "bytes": _size(out), "calibration_images": len(calibration) if quantize == "int8" else 0,
-              "test_accuracy": metrics.accuracy(exported, test_y), "test_loss": metrics.binary_crossentropy(exported, test_y),
+              "test_accuracy": metrics.accuracy(exported, test_y), "test_loss": metrics.crossentropy(exported, test_y),
               "keras_test_accuracy": metrics.accuracy(keras_p, test_y),
-              "keras_test_loss": metrics.binary_crossentropy(keras_p, test_y),
-              "agreement_with_keras": metrics.accuracy(exported, (keras_p > 0.5).astype("float32")),
+              "keras_test_loss": metrics.crossentropy(keras_p, test_y),
+              "agreement_with_keras": float(np.mean(metrics.predicted_class(exported) == metrics.predicted_class(keras_p))),
               "n_test": len(test_y)}
     result["accuracy_drop"] = result["keras_test_accuracy"] - result["test_accuracy"]
     runs.write_json(out.rstrip("/") + ".json", result)
     return out
+
+
+def _one_row_per_image(p):
+    """A sigmoid's probabilities as a vector, a softmax's as rows of K."""
+    p = np.asarray(p)
+    return p.reshape(-1) if p.shape[-1] == 1 else p.reshape(len(p), -1)
 
 
 def _size(path):

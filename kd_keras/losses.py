@@ -270,6 +270,40 @@ class SoftTargetBCE(_Loss):
         return loss * t * t
 
 
+@_register
+class SoftTargetCrossentropy(_Loss):
+    """Categorical cross-entropy against soft targets, with an optional temperature T.
+
+    The K-class form of :class:`SoftTargetBCE` for a softmax student: with T = 1 and
+    probabilities, ``-Σ_k p_k log q_k``, p the target (a teacher's probability row, or a one-hot
+    label), q the prediction. With T != 1 both sides are softened as ``softmax(log(·) / T)``
+    and the loss is scaled by T² (Hinton et al. 2015). At K = 2 it equals SoftTargetBCE on the
+    second class's probability (tested).
+
+    Args:
+        temperature: T > 0.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+    """
+
+    _params = ("temperature", "from_logits")
+
+    def __init__(self, temperature=1.0, from_logits=False, name="soft_target_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+        self.from_logits = bool(from_logits)
+
+    def compute(self, targets, y_pred):
+        if self.temperature == 1.0:
+            return keras.losses.categorical_crossentropy(targets, y_pred, from_logits=self.from_logits)
+        t = self.temperature
+        student_logits = y_pred if self.from_logits else ops.log(ops.clip(y_pred, 1e-7, 1.0))
+        soft_targets = ops.softmax(ops.log(ops.clip(targets, 1e-7, 1.0)) / t, axis=-1)
+        loss = keras.losses.categorical_crossentropy(soft_targets, student_logits / t, from_logits=True)
+        return loss * t * t
+
+
 def _logit(p, eps=1e-7):
     p = ops.clip(p, eps, 1.0 - eps)
     return ops.log(p) - ops.log1p(-p)

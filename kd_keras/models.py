@@ -69,9 +69,27 @@ def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", nam
     return keras.Model(inputs, outputs, name=name)
 
 
+def resized_resnet18(model, image_size):
+    """The same ResNet-18 (its weights, its output) at another input size: it is fully convolutional."""
+    units = model.output_shape[-1]
+    resized = resnet18((image_size, image_size, 3), units, "sigmoid" if units == 1 else "softmax")
+    resized.set_weights(model.get_weights())
+    return resized
+
+
+def class_output(num_classes):
+    """``(units, activation)`` of a classifier's last layer: the paper's one sigmoid unit for two
+    classes, a softmax over K units for K > 2."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    return (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
+
+
 def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3), dropout=0.5,
-            normalize_features=False, backbone_name="resnet50"):
+            normalize_features=False, backbone_name="resnet50", num_classes=2):
     """The paper's teacher: backbone (avg-pooled) -> Dropout -> Dense(1) -> sigmoid.
+
+    For K > 2 classes the head is Dense(K) -> softmax (:func:`class_output`).
 
     Layer table (paper Fig. 1, ResNet-50): Input (224,224,3) -> resnet50 (None, 2048) -> Dropout
     (None, 2048) -> Dense (None, 1) -> Activation (None, 1). Other backbones change only the
@@ -89,6 +107,7 @@ def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3),
             unchanged. Not part of the paper's table; used only without pretrained weights.
         backbone_name: ``"resnet50"`` (the paper's), ``"efficientnet-lite0"`` (ImageNet
             weights offline) or any ``keras.applications`` name.
+        num_classes: K; 2 keeps the paper's sigmoid head.
 
     Example:
         >>> model = teacher(weights="imagenet", backbone_name="efficientnet-lite0")
@@ -101,8 +120,9 @@ def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3),
     if normalize_features:
         x = layers.Normalization(name="head_normalization")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Dense(1, name="head_dense")(x)
-    outputs = layers.Activation("sigmoid", dtype="float32", name="head_activation")(x)
+    units, activation = class_output(num_classes)
+    x = layers.Dense(units, name="head_dense")(x)
+    outputs = layers.Activation(activation, dtype="float32", name="head_activation")(x)
     return keras.Model(inputs, outputs, name="teacher")
 
 

@@ -9,7 +9,7 @@ from kd_keras.errors import UserError
 
 def students(exp):
     """The teacher and the classic, hard and soft students (each reused when finished)."""
-    teacher_dir = train.train_teacher(exp)
+    teacher_dir = train.teacher_run(exp)
     return teacher_dir, {mode: train.train_student(exp, mode, teacher_dir) for mode in MODES}
 
 
@@ -43,10 +43,8 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
         import keras
 
         student = keras.models.load_model(os.path.join(source, "model.keras"))
-        if student.input_shape[1] != size:  # same weights, the timing size (the network is fully convolutional)
-            resized = models.resnet18((size, size, 3))
-            resized.set_weights(student.get_weights())
-            student = resized
+        if student.input_shape[1] != size and student.name == "resnet18":  # same weights, the timing size
+            student = models.resized_resnet18(student, size)
     result = timing.benchmark(paths, size, exp.backbone, log=exp.log, student=student, exported=exported,
                               threads=threads)
     result["preset"] = exp.preset.name
@@ -59,3 +57,23 @@ def reproduce(exp, generations=None):
     """Teacher, three students, both chains and the timing, in that order."""
     chains(exp, generations or exp.preset.generations)
     return timing_run(exp)
+
+
+def summary(exp, generations=None):
+    """A few lines for the terminal: each model's test accuracy and the measured speed-up."""
+    generations = generations or exp.preset.generations
+    names = ["teacher", "student-classic", "student-hard", "student-soft",
+             f"hard-chain-{generations}", f"soft-chain-{generations}"]
+    lines = [f"{os.path.dirname(exp.run_dir('teacher'))}: test accuracy"]
+    for name in names:
+        path = os.path.join(exp.run_dir(name), "metrics.json")
+        if os.path.exists(path):
+            m = runs.read_json(path)["eval"]["test"]
+            lines.append(f"  {name:<16} {m['accuracy']:.3f} ({m['n']} images)")
+    timing_path = os.path.join(exp.run_dir("timing"), "metrics.json")
+    if os.path.exists(timing_path):
+        t = runs.read_json(timing_path)
+        lines.append(f"  CPU speed-up, ResNet-18 over ResNet-50 (the paper's pair), batch 1 at {t['size']} px: "
+                     f"{t['speedup']:.2f}x ({t['student_ms']:.1f} against {t['teacher_ms']:.1f} ms per image)")
+    return lines
+

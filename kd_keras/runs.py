@@ -143,7 +143,7 @@ class RunMonitor(keras.callbacks.Callback):
         write_text(self.history_path, "\n".join(lines) + "\n")
 
 
-def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, deadline=None):
+def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, deadline=None, tensorboard=False):
     """``model.fit`` that resumes from the last completed epoch after any crash.
 
     Args:
@@ -156,6 +156,8 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
             :func:`completed_epochs` before they build it.
         deadline: a ``time.time()`` value; training stops with :class:`DeadlineReached` after
             the first epoch that ends past it, its state saved for the next attempt.
+        tensorboard: also write TensorBoard logs to ``run_dir/tensorboard`` (TensorFlow only:
+            Keras's TensorBoard callback writes with ``tf.summary``).
 
     Returns the history rows of all epochs, including those of earlier attempts.
     """
@@ -172,6 +174,8 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     stop = Deadline(deadline) if deadline is not None else None
     if stop is not None:
         callbacks.append(stop)
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
     # BackupAndRestore leaves a restored run's epoch on the model (``_initial_epoch``), and
     # Keras reads it in every later fit: a model reused for the next run (the compiled
     # Distiller cache) would start that run at the restored epoch and train fewer epochs.

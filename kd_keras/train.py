@@ -8,12 +8,13 @@ completed epoch. Children (students, generations) reuse their parent's split.
 import dataclasses
 import hashlib
 import os
+import shutil
 import time
 
 import keras
 import numpy as np
 
-from kd_keras import data, input_pipeline, metrics, models, runs
+from kd_keras import data, input_pipeline, metrics, models, runs, user_models
 from kd_keras.distill import Distiller
 from kd_keras.errors import UserError
 from kd_keras.schedules import legacy_decay
@@ -33,6 +34,12 @@ class Experiment:
             None takes the preset's.
         strategy: a ``tf.distribute`` strategy, or None for the default device.
         verbose: Keras's progress bar (1), a line per epoch (2) or silence (0).
+        student: ``resnet18`` (the paper's), a ``keras.applications`` name or a ``.keras`` file
+            (:func:`kd_keras.user_models.student_model`).
+        student_size: the students' input size; None takes the preset's (a file keeps its own).
+        tensorboard: also write TensorBoard logs into each run folder (needs TensorFlow).
+        teacher_model: a user's trained teacher (``.keras``); :func:`teacher_run` then imports
+            it instead of training one.
     """
 
     preset: object
@@ -44,6 +51,10 @@ class Experiment:
     verbose: int = 1
     teacher_backbone: str = None
     deadline: float = None  # a time.time() value: stop at the next epoch's end after it (--stop-after)
+    student: str = user_models.DEFAULT_STUDENT
+    teacher_model: str = None
+    student_size: int = None
+    tensorboard: bool = False
 
     @property
     def backbone(self):
@@ -91,8 +102,6 @@ def prepare_split(exp, run_dir, parent_dir=None):
         p = exp.preset
         limits = {"train": p.train_per_class, "valid": p.valid_per_class, "test": p.test_per_class}
         dataset = data.subsample(dataset, limits, seed=exp.seed)
-        if len(dataset.class_names) != 2:
-            raise UserError(f"distillation is binary; {exp.data_dir} has {len(dataset.class_names)} classes")
         images = load_images(exp, dataset)  # drop unreadable files before saving the split
         dataset.splits = {s: images[s][2] for s in SPLITS}
     dataset.save(path)
@@ -107,6 +116,19 @@ def load_images(exp, dataset, size=None):
             dataset.splits[s], size or exp.preset.image_size, exp.cache_dir, label=s, log=exp.log)
         loaded[s] = (images, labels, kept)
     return loaded
+
+
+def class_labels(images, num_classes):
+    """Labels per split as the models take them: 0/1 floats for two classes (the paper's sigmoid),
+    class indices for K > 2."""
+    dtype = "float32" if num_classes == 2 else "int32"
+    return {s: images[s][1].astype(dtype) for s in SPLITS}
+
+
+def _squeeze(p):
+    """One probability per image for a sigmoid output, rows of K probabilities otherwise."""
+    p = np.asarray(p)
+    return p.reshape(-1) if p.shape[-1] == 1 else p
 
 
 def run_seed(seed, name):
@@ -155,7 +177,7 @@ def _adam(lr, decay):
 def _predict_splits(model, images_by_split):
     """Predictions per split from one ``predict`` call (one trace instead of one per split)."""
     names = list(images_by_split)
-    p = input_pipeline.predict_images(model, np.concatenate([images_by_split[s] for s in names])).reshape(-1)
+    p = _squeeze(input_pipeline.predict_images(model, np.concatenate([images_by_split[s] for s in names])))
     ends = np.cumsum([len(images_by_split[s]) for s in names])
     return dict(zip(names, np.split(p, ends[:-1])))
 
@@ -172,7 +194,7 @@ def score_draws(draws, labels):
     own: an optimistic statistic. Every draw is kept, with the best (``loss`` = min,
     ``accuracy`` = max, as the paper) and the mean and standard deviation of the draws.
     """
-    scores = [{"accuracy": metrics.accuracy(p, labels), "loss": metrics.binary_crossentropy(p, labels)}
+    scores = [{"accuracy": metrics.accuracy(p, labels), "loss": metrics.crossentropy(p, labels)}
               for p in draws]
     acc, loss = np.array([d["accuracy"] for d in scores]), np.array([d["loss"] for d in scores])
     return {"accuracy": float(acc.max()), "loss": float(loss.min()), "repeats": len(draws), "draws": scores,
@@ -192,7 +214,7 @@ def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_
         if teacher_labels is not None:
             result["test_teacher_labels"] = {
                 "accuracy": metrics.accuracy(predictions["test"], teacher_labels),
-                "loss": metrics.binary_crossentropy(predictions["test"], teacher_labels)}
+                "loss": metrics.crossentropy(predictions["test"], teacher_labels)}
             result["test_teacher_labels_augmented"] = score_draws(draws, teacher_labels)
     runs.write_json(os.path.join(run_dir, "metrics.json"), result)
     exp.log(f"{os.path.relpath(run_dir, exp.runs_dir)}: test accuracy {result['eval']['test']['accuracy']:.4f}")
@@ -225,11 +247,12 @@ def train_teacher(exp):
     size = p.teacher_image_size or p.image_size
     with exp.scope():  # first, so that missing weights fail before minutes of decoding
         normalize = not p.teacher_fine_tune and not models.is_pretrained(exp.weights)
+        dataset = prepare_split(exp, run_dir)
+        num_classes = len(dataset.class_names)
         model = models.teacher(exp.weights, not p.teacher_fine_tune, (size, size, 3),
-                               normalize_features=normalize, backbone_name=exp.backbone)
-    dataset = prepare_split(exp, run_dir)
+                               normalize_features=normalize, backbone_name=exp.backbone, num_classes=num_classes)
     images = load_images(exp, dataset, size)
-    labels = {s: images[s][1].astype("float32") for s in SPLITS}
+    labels = class_labels(images, num_classes)
     with exp.scope():
         if p.teacher_fine_tune:
             return _train_on_images(exp, run_dir, seed, model, images, labels, p.teacher_lr, p.teacher_decay,
@@ -241,7 +264,8 @@ def train_teacher(exp):
         model.get_layer("head_normalization").adapt(np.concatenate([feats["train"], mirror["train"]]))
     with exp.scope():
         head = models.teacher_head(model)
-        head.compile(_adam(p.teacher_lr, p.teacher_decay), "binary_crossentropy", metrics=["accuracy"])
+        loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+        head.compile(_adam(p.teacher_lr, p.teacher_decay), loss, metrics=["accuracy"])
 
     def train(epochs_done):  # each epoch, each image or its mirror image at random
         return input_pipeline.ArrayBatches(feats["train"], labels["train"], p.batch_size, shuffle=True,
@@ -250,20 +274,61 @@ def train_teacher(exp):
     valid = input_pipeline.ArrayBatches(feats["valid"], labels["valid"], p.batch_size)
     history = runs.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
-                                 deadline=exp.deadline)
+                                 deadline=exp.deadline, tensorboard=exp.tensorboard)
     best = keras.models.load_model(os.path.join(run_dir, "model.keras"))
     best_head = models.teacher_head(best)
-    predictions = {s: best_head.predict(feats[s], verbose=0).reshape(-1) for s in SPLITS}
+    predictions = {s: _squeeze(best_head.predict(feats[s], verbose=0)) for s in SPLITS}
     rng = np.random.default_rng(seed)
 
     def augmented():
         def draw():
             flip = rng.random(len(feats["test"])) < 0.5
             mixed = np.where(flip[:, None], mirror["test"], feats["test"])
-            return best_head.predict(mixed, verbose=0).reshape(-1)
+            return _squeeze(best_head.predict(mixed, verbose=0))
         return augmented_draws(draw, p.augmented_evaluations)
 
     return _finish(exp, run_dir, predictions, labels, history, {"kind": "teacher"}, started, augmented=augmented)
+
+
+def teacher_run(exp):
+    """The teacher's run folder: ``exp.teacher_model`` imported, or the preset's teacher trained."""
+    return import_teacher(exp, exp.teacher_model) if exp.teacher_model else train_teacher(exp)
+
+
+def import_teacher(exp, model_file):
+    """A user's trained teacher as the teacher run, its predictions made once on the plain images.
+
+    The model (a ``.keras`` file, loaded in safe mode; see :mod:`kd_keras.user_models`) sees
+    every split at its own input size, scaled to [0, 1]. Its run folder is laid out as a
+    trained teacher's (``split.json``, ``predictions.npz``, ``metrics.json``; no history and no
+    augmented test), so students and chains use it unchanged.
+    """
+    what = f"--teacher-model {model_file}"
+    model = user_models.load_model_file(model_file, "--teacher-model")
+    size = user_models.input_size(model, what)
+    # Checked before the run folder exists: a wrong file leaves nothing behind.
+    num_classes = len(data.scan(data.resolve_source(exp.data_dir, exp.cache_dir)).class_names)
+    units = user_models.check_classes(model, num_classes, what)
+    with open(model_file, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    run_dir, _ = _start(exp, "teacher", {"kind": "teacher", "model_file": os.path.abspath(model_file),
+                                         "sha256": digest, "image_size": size})
+    if runs.is_complete(run_dir):
+        exp.log(f"{run_dir}: done, reused")
+        return run_dir
+    started = time.time()
+    dataset = prepare_split(exp, run_dir)
+    images = load_images(exp, dataset, size)
+    labels = class_labels(images, num_classes)
+    predictions = _predict_splits(model, {s: images[s][0] for s in SPLITS})
+    sums = predictions["train"].sum(axis=-1) if units > 1 else None
+    everything = np.concatenate([np.ravel(p) for p in predictions.values()])
+    if everything.min() < 0 or everything.max() > 1 or (sums is not None and not np.allclose(sums, 1, atol=1e-3)):
+        shutil.rmtree(run_dir)  # made just now, holds nothing else: the fixed file starts afresh
+        raise UserError(f"{what}: its outputs are not probabilities (end the model in a sigmoid or a softmax)")
+    if num_classes == 2 and units == 2:  # a two-unit softmax: the paper's p is the second class's
+        predictions = {s: p[:, 1] for s, p in predictions.items()}
+    return _finish(exp, run_dir, predictions, labels, [], {"kind": "teacher", "imported": True}, started)
 
 
 def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epochs, shift, started, extra,
@@ -285,7 +350,7 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     valid = input_pipeline.ArrayBatches(images["valid"][0], labels["valid"], p.batch_size)
     history = runs.fit_resumable(distiller, train, valid, epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
-                                 deadline=exp.deadline)
+                                 deadline=exp.deadline, tensorboard=exp.tensorboard)
     best = model
     best.load_weights(os.path.join(run_dir, "model.keras"))  # same model: its traced predict is reused
     predictions = _predict_splits(best, {s: images[s][0] for s in SPLITS})
@@ -293,7 +358,7 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     def augmented():  # the training augmentation, its stream continued, on the test images
         predictor = input_pipeline.augmented_predictor(best, preprocessing)
         test = input_pipeline.ArrayBatches(images["test"][0], None, 64)
-        return augmented_draws(lambda: predictor.predict(test, verbose=0).reshape(-1), p.augmented_evaluations)
+        return augmented_draws(lambda: _squeeze(predictor.predict(test, verbose=0)), p.augmented_evaluations)
 
     teacher_labels = None
     if targets is not None and mode != "classic":
@@ -304,7 +369,7 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
 
 
 def train_student(exp, mode, parent_dir, name=None, generation=0):
-    """A ResNet-18 student: Adam 1e-4, no decay, flips and 0.4 shifts, batch 32.
+    """A student (the paper's ResNet-18 by default): Adam 1e-4, no decay, flips and 0.4 shifts, batch 32.
 
     Args:
         exp: the :class:`Experiment`.
@@ -319,6 +384,8 @@ def train_student(exp, mode, parent_dir, name=None, generation=0):
         raise UserError(f"teacher run {parent_dir} is missing or incomplete (no metrics.json)")
     name = name or f"student-{mode}"
     extra = {"kind": "student", "mode": mode, "generation": generation, "parent": parent_dir}
+    if exp.student != user_models.DEFAULT_STUDENT or exp.student_size:  # recorded only when not the paper's
+        extra.update(student=exp.student, student_size=exp.student_size)
     run_dir, seed = _start(exp, name, extra, parent_dir)
     if runs.is_complete(run_dir):
         exp.log(f"{run_dir}: done, reused")
@@ -326,14 +393,17 @@ def train_student(exp, mode, parent_dir, name=None, generation=0):
     started = time.time()
     exp.log(f"training {name}")
     dataset = prepare_split(exp, run_dir, parent_dir)
-    images = load_images(exp, dataset)
-    labels = {s: images[s][1].astype("float32") for s in SPLITS}
+    num_classes = len(dataset.class_names)
+    size = exp.student_size or p.image_size
+    with exp.scope():
+        student = user_models.student_model(exp.student, (size, size, 3), num_classes)
+    size = student.inputs[0].shape[1] or size  # a student file keeps its own input size
+    images = load_images(exp, dataset, size)
+    labels = class_labels(images, num_classes)
     targets = np.load(os.path.join(parent_dir, "predictions.npz"))["train"].astype("float32")
     if len(targets) != len(labels["train"]):
         raise UserError(f"{parent_dir} has predictions for {len(targets)} training images, the split has "
                         f"{len(labels['train'])}; re-run the parent")
-    with exp.scope():
-        student = models.resnet18((p.image_size, p.image_size, 3))
     return _train_on_images(exp, run_dir, seed, student, images, labels, p.student_lr, p.student_decay,
                             p.student_epochs, p.student_shift, started, extra, targets=targets, mode=mode)
 

@@ -1,0 +1,104 @@
+"""Your own networks in the replay: a teacher from a Keras file, a student by name or from a file.
+
+A teacher file is any Keras model whose output is K class probabilities (a softmax), or one
+sigmoid probability for two classes. It takes float images in [0, 1] at its own input size:
+put a ``Rescaling`` layer in front if it was trained on [0, 255]. It is loaded with Keras's safe
+mode: a file with Python code in it (a ``Lambda`` layer) is refused.
+
+A student is ``resnet18`` (the paper's, built by hand), any ``keras.applications`` name
+(randomly initialised, global average pooling, then the class output), or a Keras file.
+
+Example:
+    >>> teacher = user_models.load_model_file("my_teacher.keras", "--teacher-model")
+    >>> user_models.check_classes(teacher, num_classes=4, what="my_teacher.keras")
+    >>> student = user_models.student_model("MobileNetV2", (96, 96, 3), num_classes=4)
+"""
+
+import os
+
+import keras
+
+from kd_keras import backbones, models
+from kd_keras.errors import UserError
+
+DEFAULT_STUDENT = "resnet18"
+
+
+def load_model_file(path, what):
+    """A Keras model from ``path`` (safe mode, not compiled), or a one-line :class:`UserError`."""
+    if not os.path.isfile(path):
+        raise UserError(f"{what}: no such file: {path}")
+    if not path.endswith(".keras"):
+        raise UserError(f"{what}: {path} is not a .keras model file (save one with model.save('name.keras'))")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" in str(e) or "unsafe" in str(e).lower() or "lambda" in str(e).lower():
+            raise UserError(f"{what}: {path} holds Python code (a Lambda layer), which safe mode refuses to "
+                            "run; rebuild the model without it") from None
+        raise UserError(f"{what}: {path} is not a Keras model this version can read: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # a zip that is not a model, a truncated file, a missing custom class
+        raise UserError(f"{what}: {path} is not a Keras model this version can read: "
+                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UserError(f"{what}: {path} must take one image input and give one output, "
+                        f"it has {len(model.inputs)} inputs and {len(model.outputs)} outputs")
+    return model
+
+
+def input_size(model, what):
+    """The square input size a model file was built for."""
+    shape = model.inputs[0].shape
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] != 3:
+        raise UserError(f"{what}: the model's input must be square RGB images (None, N, N, 3), "
+                        f"it is {tuple(shape)}")
+    return int(shape[1])
+
+
+def check_classes(model, num_classes, what):
+    """Raises a one-line :class:`UserError` unless the model's output fits ``num_classes`` classes.
+
+    Accepted: K units (probabilities), or one unit (a sigmoid) when K = 2.
+    """
+    units = model.outputs[0].shape[-1]
+    if units == num_classes or (num_classes == 2 and units == 1):
+        return units
+    raise UserError(f"{what}: the model gives {units} output{'s' if units != 1 else ''}, the dataset has "
+                    f"{num_classes} classes (give {num_classes} probabilities"
+                    f"{', or one sigmoid' if num_classes == 2 else ''})")
+
+
+def student_model(spec, input_shape, num_classes):
+    """The student to train: ``resnet18``, a ``keras.applications`` name, or a ``.keras`` file.
+
+    Args:
+        spec: the ``--student`` value.
+        input_shape: ``(N, N, 3)`` for a student built here (a file keeps its own).
+        num_classes: K; two classes give the paper's one sigmoid unit.
+    """
+    units, activation = models.class_output(num_classes)
+    if spec.endswith(".keras"):
+        model = load_model_file(spec, "--student")
+        input_size(model, "--student")
+        if model.outputs[0].shape[-1] != units:
+            raise UserError(f"--student: {spec} gives {model.outputs[0].shape[-1]} outputs; a student for "
+                            f"{num_classes} classes needs {units} ({activation})")
+        return model
+    if spec == DEFAULT_STUDENT:
+        return models.resnet18(input_shape, num_outputs=units, activation=activation)
+    features = backbones.backbone(spec, "none", input_shape)
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Dense(units, name="logits")(features(inputs))
+    outputs = keras.layers.Activation(activation, dtype="float32", name="prediction")(x)
+    return keras.Model(inputs, outputs, name=f"student_{backbones.canonical_name(spec)}")
+
+
+def check_student(spec):
+    """Checks a ``--student`` value before any work: a name we can build or an existing file."""
+    if spec.endswith(".keras"):
+        if not os.path.isfile(spec):
+            raise UserError(f"--student: no such file: {spec}")
+        return spec
+    if spec == DEFAULT_STUDENT:
+        return spec
+    return backbones.check_name(spec)
