@@ -59,12 +59,36 @@ BAD = {
 def test_bad_input_is_one_error_line_and_exit_2(case, folders, capsys):
     names = {"tmp": folders, "ok": folders / "ok", "one": folders / "one", "empty": folders / "empty",
              "runs": folders / "runs"}
+    before = _tree(folders, skip="runs")
     code, out, err = _run(capsys, *[a.format(**names) for a in BAD[case]])
     assert code == 2
     lines = err.strip().splitlines()
     assert lines[-1].startswith("error: ") and "Traceback" not in err, err
     if case == "missing weights file":
         assert "weights file not found" in lines[-1]
+    assert _tree(folders, skip="runs") == before  # nothing written into (or removed from) the datasets
+
+
+def _tree(root, skip):
+    """Every file under ``root`` (except ``root/skip``) with its size and modification time."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) != os.path.join(root, skip)]
+        for name in files + dirs:
+            path = os.path.join(folder, name)
+            found[path] = (os.path.getsize(path) if name in files else None, os.stat(path).st_mtime_ns)
+    return found
+
+
+def test_stop_after_past_its_deadline_exits_3_and_names_the_resume(folders, capsys):
+    code, out, err = _run(capsys, "teacher", "--preset", "smoke", "--weights", "none", "--data-dir",
+                          str(folders / "ok"), "--runs-dir", str(folders / "runs"), "--stop-after", "0.00001")
+    assert code == 3 and len(err.strip().splitlines()) == 1 and err.startswith("stopped: "), err
+    run = folders / "runs" / "ok-smoke" / "seed0" / "teacher"
+    # Stopped before the run, or at the end of its first epoch (if the deadline had not passed yet).
+    from kd_keras import runs
+
+    assert len(runs.read_history(run / "history.csv")) <= 1 and not runs.is_complete(str(run))
 
 
 def test_incomplete_teacher_run_is_an_error(folders, capsys):

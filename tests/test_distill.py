@@ -52,7 +52,41 @@ def test_fit_evaluate_and_student_round_trip(tmp_path, seed):
     np.testing.assert_allclose(reloaded.predict(X, verbose=0), distiller.student.predict(X, verbose=0), rtol=1e-5)
 
 
-def test_online_mode_calls_the_teacher_and_temperature_mode_trains():
+class _ConstantTeacher(keras.Model):
+    """A teacher whose probability is a known function of the image (its mean), counting its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def call(self, x, training=False):
+        self.calls += 1
+        return keras.ops.mean(x, axis=(1, 2, 3))[:, None] * 0.8 + 0.1
+
+
+def test_online_mode_learns_the_teachers_output_on_the_same_images():
+    teacher = _ConstantTeacher()
+    distiller = Distiller(tiny_student(), teacher=teacher, mode="soft", online=True)
+    q = RNG.uniform(0.05, 0.95, (24, 1)).astype("float32")
+    loss = distiller.compute_loss(X, LABELS, q)  # no teacher targets given: they come from the teacher
+    teacher_p = X.mean(axis=(1, 2, 3)) * 0.8 + 0.1
+    np.testing.assert_allclose(float(loss), _bce(q.ravel(), teacher_p), rtol=1e-4)
+    assert teacher.calls == 1
+
+
+@pytest.mark.parametrize("t", [2.0, 4.0])
+def test_temperature_softens_both_sides_and_scales_by_t_squared(t):
+    distiller = Distiller(tiny_student(), mode="soft", temperature=t)
+    q = RNG.uniform(0.05, 0.95, (24, 1)).astype("float32")
+    loss = float(distiller.compute_loss(X, {"label": LABELS, "teacher": TEACHER_P}, q))
+    # Independent reference (Hinton et al.): sigmoid(logit / T) on both sides, BCE, times T².
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    soft = lambda p: 1 / (1 + np.exp(-logit(np.clip(p, 1e-7, 1 - 1e-7)) / t))  # noqa: E731
+    np.testing.assert_allclose(loss, t * t * _bce(soft(q.ravel()), soft(TEACHER_P)), rtol=1e-4)
+    assert abs(loss - _bce(q.ravel(), TEACHER_P)) > 1e-3  # the temperature changes the loss
+
+
+def test_online_training_keeps_the_teacher_fixed():
     teacher = tiny_student(name="teacher_net")
     distiller = Distiller(tiny_student(), teacher=teacher, mode="soft", online=True,
                           temperature=4.0, alpha=0.5)

@@ -4,6 +4,7 @@ import filecmp
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -47,17 +48,30 @@ def test_chain_generation_learns_the_previous_generations_predictions(kd_runs):
     assert child["test_teacher_labels"]["accuracy"] == pytest.approx(expected)
 
 
-def test_every_run_draws_its_own_weights_order_and_augmentation(kd_runs):
+def test_every_run_draws_its_own_weights_order_and_augmentation(kd_runs, monkeypatch):
     _, exp = kd_runs
     names = ["student-classic", "student-hard", "student-soft", "hard-chain-1", "soft-chain-1"]
     seeds = [json.load(open(os.path.join(exp.run_dir(n), "config.json")))["run_seed"] for n in names]
     assert len(set(seeds)) == len(seeds)
     assert seeds[0] == train.run_seed(exp.seed, "student-classic")
-    # A second classic student has the same targets; only its own seed can make it differ.
-    twin = train.train_student(exp, "classic", exp.run_dir("teacher"), name="student-classic-twin")
+    # A second hard-chain generation has the same parent and targets; only its own seed can make it differ.
+    seen = []
+    real = train.input_pipeline.ArrayBatches
+
+    def spy(inputs, targets=None, *args, **kwargs):
+        if isinstance(targets, dict):
+            seen.append(np.array(targets["teacher"]))
+        return real(inputs, targets, *args, **kwargs)
+
+    monkeypatch.setattr(train.input_pipeline, "ArrayBatches", spy)
+    twin = train.train_student(exp, "hard", exp.run_dir("student-hard"), name="hard-chain-1-twin", generation=1)
     first_epochs = [open(os.path.join(d, "history.csv")).read().splitlines()[1]
-                    for d in (exp.run_dir("student-classic"), twin)]
+                    for d in (exp.run_dir("hard-chain-1"), twin)]
     assert first_epochs[0] != first_epochs[1]
+    # Its targets are its parent's predictions on the training images, in the split's order.
+    parent = np.load(os.path.join(exp.run_dir("student-hard"), "predictions.npz"))
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], parent["train"].astype("float32"))
 
 
 def test_augmented_test_keeps_every_draw_and_reports_best_and_mean(kd_runs):
@@ -105,7 +119,20 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
         assert filecmp.cmp(path, path.replace(str(tmp_path / "a"), str(tmp_path / "b")), shallow=False), path
     chains = open(os.path.join(tmp_path, "a", "synthetic-smoke", "chains.md")).read()
     assert "not run" in chains  # generations 2-6 were not trained: marked, not crashed
-    assert "0.95293" in open(os.path.join(tmp_path, "a", "synthetic-smoke", "teacher_students.md")).read()
+    # Our cells are the runs' own numbers: read the tables back and compare with metrics.json.
+    import pandas as pd
+
+    _, exp = kd_runs
+    table = pd.read_csv(os.path.join(tmp_path, "a", "synthetic-smoke", "uncertainty.csv"), dtype=str)
+    for net, run in (("teacher", "teacher"), ("soft", "student-soft"), ("hard", "student-hard")):
+        m = json.load(open(os.path.join(exp.run_dir(run), "metrics.json")))["eval"]
+        for split in ("train", "test"):
+            row = table[(table["network"] == net) & (table["set"] == split)].iloc[0]
+            assert row["acc ours"] == f"{m[split]['accuracy']:.4f}" and row["unc ours"] == f"{m[split]['uncertainty']:.5f}"
+    chain_table = pd.read_csv(os.path.join(tmp_path, "a", "synthetic-smoke", "chains.csv"), dtype=str)
+    row = chain_table[(chain_table["chain"] == "soft") & (chain_table["generation"] == "1") & (chain_table["set"] == "valid")].iloc[0]
+    m = json.load(open(os.path.join(exp.run_dir("soft-chain-1"), "metrics.json")))["eval"]["valid"]
+    assert row["acc ours"] == f"{m['accuracy']:.4f}"
 
 
 def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
@@ -141,6 +168,12 @@ def test_export_scores_the_exported_student_on_the_runs_test_split(kd_runs, fmt,
     soft = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert result["keras_test_accuracy"] == soft["eval"]["test"]["accuracy"]
     assert result["accuracy_drop"] == pytest.approx(result["keras_test_accuracy"] - result["test_accuracy"])
+    # The exported file answers as the Keras student does on the same images (its saved predictions):
+    # a wrong input scaling or an inverted output cannot pass.
+    keras_p = np.load(os.path.join(run_dir, "predictions.npz"))["test"]
+    tolerance = 1e-4 if quantize == "none" else 0.05  # int8: one quantization step of a [0, 1] output
+    np.testing.assert_allclose(p, keras_p, atol=tolerance)
+    assert result["agreement_with_keras"] == float(np.mean((p > 0.5) == (keras_p > 0.5)))
 
 
 def test_export_without_its_runtime_names_the_extra(kd_runs, monkeypatch):
@@ -189,13 +222,30 @@ def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
     assert any(p.endswith("loss_curves_Critters.png") for p in paths)
 
 
-def test_fine_tuned_teacher_trains_the_whole_network(tmp_path):
+def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
     import dataclasses
 
     preset = dataclasses.replace(presets.get("smoke"), teacher_fine_tune=True, teacher_epochs=1)
     exp = train.Experiment(preset, "synthetic", str(tmp_path), weights="none", verbose=0)
+    from kd_keras import models
+
+    initial = {}
+    real = models.teacher
+
+    def recording_teacher(*args, **kwargs):
+        model = real(*args, **kwargs)
+        initial["weights"] = [np.array(v) for v in models.teacher_backbone(model).trainable_variables]
+        return model
+
+    monkeypatch.setattr(train.models, "teacher", recording_teacher)
     run = train.train_teacher(exp)
     config = json.load(open(os.path.join(run, "config.json")))
     assert config["fine_tune"] is True and config["normalized_features"] is False
+    trained = keras.models.load_model(os.path.join(run, "model.keras"))
+    after = [np.array(v) for v in models.teacher_backbone(trained).trainable_variables]
+    assert len(after) == len(initial["weights"]) > 10
+    moved = [i for i, (a, b) in enumerate(zip(initial["weights"], after)) if a.shape != b.shape or not np.allclose(a, b)]
+    assert all(initial["weights"][i].shape == after[i].shape for i in range(len(after)))
+    assert len(moved) > len(after) // 2  # the backbone trained, not only the head
     metrics = json.load(open(os.path.join(run, "metrics.json")))
     assert metrics["best"]["epochs"] == 1 and "test_augmented" in metrics

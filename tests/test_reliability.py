@@ -259,3 +259,45 @@ def test_resumed_seed_is_the_seed_for_a_fresh_run_and_new_for_each_resume_point(
     seeds = {runs.resumed_seed(7, k) for k in range(1, 50)} | {runs.resumed_seed(8, k) for k in range(1, 50)}
     assert len(seeds) == 98 and 7 not in seeds and 8 not in seeds
     assert runs.resumed_seed(7, 3) == runs.resumed_seed(7, 3)
+
+
+def test_a_resume_restores_the_weights_and_the_optimizer_state(tmp_path, monkeypatch):
+    from conftest import tiny_student
+
+    restored = {}
+    original = keras.callbacks.BackupAndRestore.on_train_begin
+
+    def on_train_begin(self, logs=None):  # what the model holds once Keras has restored its state
+        original(self, logs)
+        restored["weights"] = [np.array(v) for v in self.model.trainable_variables]
+        restored["iterations"] = int(self.model.optimizer.iterations)
+        restored["moments"] = [np.array(v) for v in self.model.optimizer.variables
+                               if "momentum" in v.path or "velocity" in v.path]
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_train_begin", on_train_begin)
+
+    def attempt(init_seed):
+        keras.utils.set_random_seed(init_seed)  # a different initialisation in each attempt
+        model = tiny_student((8, 8, 3))
+        model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
+        train = lambda done: _recorded_pipeline({}, runs.resumed_seed(3, done))  # noqa: E731
+        with pytest.raises(runs.DeadlineReached):
+            runs.fit_resumable(model, train, _recorded_pipeline({}, 5), 3, str(tmp_path), model.save, verbose=0,
+                               deadline=time.time())
+        return model
+
+    first = attempt(0)
+    assert restored["iterations"] == 0 and not any(np.any(m) for m in restored["moments"])  # a fresh start
+    stopped = ([np.array(v) for v in first.trainable_variables], int(first.optimizer.iterations),
+               [np.array(v) for v in first.optimizer.variables if "momentum" in v.path or "velocity" in v.path])
+    assert stopped[1] == 6  # 48 images in batches of 8
+    attempt(1)
+    # The resumed attempt starts from epoch 1's weights (not its own new initialisation), its step
+    # counter at 6 and Adam's moment estimates as they were.
+    for a, b in zip(stopped[0], restored["weights"]):
+        np.testing.assert_array_equal(a, b)
+    assert restored["iterations"] == 6
+    assert len(stopped[2]) == len(restored["moments"]) > 0
+    for a, b in zip(stopped[2], restored["moments"]):
+        np.testing.assert_array_equal(a, b)
+    assert [int(r["epoch"]) for r in runs.read_history(tmp_path / "history.csv")] == [1, 2]
