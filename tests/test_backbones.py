@@ -40,6 +40,26 @@ def _images(folder, n):
         for p in paths]).astype("float32")
 
 
+# ImageNet probabilities of lite0_reference.fixed_inputs(), top five classes each, recorded once from
+# tests/lite0_reference.py: the checkpoint read with pickle alone and the network run in NumPy,
+# nothing from kd_keras. A transposed kernel, a misplaced batch-norm tensor or another input
+# scaling moves them far beyond the tolerance.
+REFERENCE_TOP5 = [
+    {818: 0.130849, 470: 0.0558246, 782: 0.0407854, 644: 0.0403192, 626: 0.0154826},
+    {854: 0.679668, 858: 0.306519, 699: 0.00669916, 753: 0.00540037, 794: 0.000402513},
+]
+
+
+def test_lite0_matches_an_independent_numpy_reading_of_its_checkpoint():
+    from lite0_reference import fixed_inputs
+
+    model = backbones.efficientnet_lite(0, "imagenet", include_top=True, input_shape=(96, 96, 3))
+    probabilities = model.predict(fixed_inputs(), verbose=0)
+    for p, reference in zip(probabilities, REFERENCE_TOP5):
+        assert list(np.argsort(p)[::-1][:5]) == list(reference)
+        np.testing.assert_allclose([p[c] for c in reference], list(reference.values()), rtol=1e-4, atol=1e-6)
+
+
 def test_lite0_names_cats_and_dogs_as_imagenet_cats_and_dogs(lite0, shared_data):
     test = shared_data / "cats_vs_dogs" / "test"
     cats = lite0.predict(_images(test / "cats", 40), verbose=0).argmax(1)

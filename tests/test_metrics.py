@@ -57,3 +57,13 @@ def test_mcnemar_works_past_a_thousand_discordant_pairs():
     for b, c in ((600, 600), (560, 640), (1000, 1100)):
         a = np.array([True] * b + [False] * c)
         assert math.isclose(metrics.mcnemar_exact(a, ~a), _mcnemar_by_enumeration(b, c), rel_tol=1e-9), (b, c)
+
+
+def test_mean_std_cells_use_the_sample_standard_deviation():
+    import statistics
+
+    from kd_keras.tables import NOT_RUN, mean_std
+
+    values = [0.91, 0.95, 0.88]
+    assert mean_std(values, 3) == f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n=3)"
+    assert mean_std([0.5, None]) == "0.5000" and mean_std([None]) == NOT_RUN
