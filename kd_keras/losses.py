@@ -237,8 +237,21 @@ class LSoftmax(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin}
 
 
+class _SoftTargetLoss(_Loss):
+    """Base of the distillation losses: a temperature T > 0 and whether predictions are logits."""
+
+    _params = ("temperature", "from_logits")
+
+    def __init__(self, temperature=1.0, from_logits=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+        self.from_logits = bool(from_logits)
+
+
 @_register
-class SoftTargetBCE(_Loss):
+class SoftTargetBCE(_SoftTargetLoss):
     """Binary cross-entropy against soft targets, with an optional temperature T.
 
     With T = 1 and probabilities, this is plain BCE: ``-(p log q + (1 - p) log(1 - q))``,
@@ -251,14 +264,8 @@ class SoftTargetBCE(_Loss):
         from_logits: whether ``y_pred`` holds logits rather than probabilities.
     """
 
-    _params = ("temperature", "from_logits")
-
     def __init__(self, temperature=1.0, from_logits=False, name="soft_target_bce", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
-        self.from_logits = bool(from_logits)
+        super().__init__(temperature, from_logits, name=name, **kwargs)
 
     def compute(self, targets, y_pred):
         if self.temperature == 1.0:
@@ -271,7 +278,7 @@ class SoftTargetBCE(_Loss):
 
 
 @_register
-class SoftTargetCrossentropy(_Loss):
+class SoftTargetCrossentropy(_SoftTargetLoss):
     """Categorical cross-entropy against soft targets, with an optional temperature T.
 
     The K-class form of :class:`SoftTargetBCE` for a softmax student: with T = 1 and
@@ -285,14 +292,8 @@ class SoftTargetCrossentropy(_Loss):
         from_logits: whether ``y_pred`` holds logits rather than probabilities.
     """
 
-    _params = ("temperature", "from_logits")
-
     def __init__(self, temperature=1.0, from_logits=False, name="soft_target_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
-        self.from_logits = bool(from_logits)
+        super().__init__(temperature, from_logits, name=name, **kwargs)
 
     def compute(self, targets, y_pred):
         if self.temperature == 1.0:

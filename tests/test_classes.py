@@ -109,8 +109,12 @@ def _run(capsys, *argv):
 def test_replay_on_three_classes_with_a_report(tmp_path, capsys):
     data_dir = _three_classes(tmp_path / "critters")
     runs_dir = tmp_path / "runs"
-    code, out, err = _run(capsys, "reproduce", "--preset", "smoke", "--data-dir", data_dir, "--weights", "none",
+    # recursive: teacher, three students and the chains (reproduce adds only the timing run)
+    code, out, err = _run(capsys, "recursive", "--preset", "smoke", "--data-dir", data_dir, "--weights", "none",
                           "--generations", "1", "--runs-dir", runs_dir, "--quiet")
+    assert code == 0, err
+    code, out, err = _run(capsys, "report", "--runs-dir", runs_dir, "--out", runs_dir / "results",
+                          "--figures", runs_dir / "figures")
     assert code == 0, err
     seed_dir = runs_dir / "critters-smoke" / "seed0"
     for run in ("teacher", "student-classic", "student-hard", "student-soft", "hard-chain-1", "soft-chain-1"):
