@@ -249,3 +249,35 @@ def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
     assert len(moved) > len(after) // 2  # the backbone trained, not only the head
     metrics = json.load(open(os.path.join(run, "metrics.json")))
     assert metrics["best"]["epochs"] == 1 and "test_augmented" in metrics
+
+
+def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys):
+    from kd_keras import cli
+
+    _, exp = kd_runs
+
+    def run(*argv):
+        try:
+            cli.main([str(a) for a in argv])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run_dir = exp.run_dir("student-soft")
+    out = tmp_path / "student.onnx"
+    code, stdout, err = run("export", run_dir, "--format", "onnx", "--out", out)
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["format"] == "onnx" and result == json.load(open(str(out) + ".json"))
+    errors = {
+        "not a finished run": (["export", tmp_path], "not a finished run"),
+        "format and quantization": (["export", run_dir, "--format", "onnx", "--quantize", "float16"], "onnx takes"),
+        "unknown format": (["export", run_dir, "--format", "pt"], "Invalid value"),
+        "image size": (["export", run_dir, "--image-size", "16"], "--image-size must be >= 32"),
+        "not a ResNet-18": (["export", exp.run_dir("teacher"), "--image-size", "64"], "works for ResNet-18"),
+    }
+    for case, (argv, message) in errors.items():
+        code, _, err = run(*argv)
+        assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, (case, err)

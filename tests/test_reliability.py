@@ -301,3 +301,46 @@ def test_a_resume_restores_the_weights_and_the_optimizer_state(tmp_path, monkeyp
     for a, b in zip(stopped[2], restored["moments"]):
         np.testing.assert_array_equal(a, b)
     assert [int(r["epoch"]) for r in runs.read_history(tmp_path / "history.csv")] == [1, 2]
+
+
+def test_native_stderr_is_silenced_inside_the_block_and_restored_after_it(tmp_path):
+    # In a child process whose fd 2 is a file: native writes inside the block vanish, after it they land,
+    # also when the block raises.
+    script = textwrap.dedent("""
+        import os
+        from kd_keras import quiet
+        os.write(2, b"before\\n")
+        with quiet.native_stderr_silenced():
+            os.write(2, b"inside\\n")
+        try:
+            with quiet.native_stderr_silenced():
+                os.write(2, b"inside again\\n")
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        os.write(2, b"after\\n")
+    """)
+    with open(tmp_path / "err", "wb") as err:
+        subprocess.run([sys.executable, "-c", script], stderr=err, check=True, timeout=60)
+    assert (tmp_path / "err").read_bytes() == b"before\nafter\n"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute and TensorFlow op determinism")
+def test_strategy_and_deterministic_reach_the_experiment_through_the_cli(tmp_path):
+    # A child process: op determinism stays on for the rest of the process that enables it.
+    script = textwrap.dedent("""
+        import sys
+        from tensorflow.python.framework import config
+        from kd_keras import cli, train
+
+        def teacher(exp):
+            print(type(exp.strategy).__name__, config.is_op_determinism_enabled())
+            return "no run"
+
+        train.train_teacher = teacher
+        cli.main(["teacher", "--preset", "smoke", "--weights", "none", "--strategy", "mirrored",
+                  "--deterministic", "--runs-dir", sys.argv[1]])
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0] == "MirroredStrategy True"
