@@ -1,6 +1,7 @@
 """End to end on the synthetic data: paper B's pipeline, paper A's study, and the report."""
 
 import filecmp
+import glob
 import json
 import os
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kd_keras import loss_study, pipeline, presets, report, train
+from kd_keras import pipeline, presets, report, train
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +209,13 @@ def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
     data_dir = _uneven_dataset(tmp_path / "Critters")
     runs_dir = str(tmp_path / "runs")
     preset = presets.get("smoke")
-    run_dirs = loss_study.study_losses([str(data_dir)], ["softmax", "am-softmax", "l-softmax"], [0, 1], preset,
-                                       runs_dir, backbone="ResNet50", weights="none", verbose=0)
-    assert len(run_dirs) == 6
+    from kd_keras import cli  # as a user runs it
+
+    cli.main(["losses", "--data-dir", str(data_dir), "--loss", "softmax", "--loss", "am-softmax", "--loss",
+              "l-softmax", "--seed", "0", "--seed", "1", "--preset", "smoke", "--backbone", "ResNet50",
+              "--weights", "none", "--runs-dir", runs_dir, "--quiet"])
+    run_dirs = sorted(glob.glob(os.path.join(runs_dir, "losses-smoke", "Critters", "*", "seed*")))
+    assert len(run_dirs) == 6 and all(os.path.exists(os.path.join(d, "metrics.json")) for d in run_dirs)
     metrics = json.load(open(os.path.join(run_dirs[0], "metrics.json")))
     predictions = np.load(os.path.join(run_dirs[0], "predictions.npz"))
     assert metrics["valid_accuracy"] == pytest.approx(np.mean(predictions["predicted"] == predictions["label"]))
