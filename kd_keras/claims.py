@@ -127,7 +127,8 @@ def _reach(c):
     return abs(c.mean) if c.low is None else max(abs(c.low), abs(c.high))
 
 
-def _every_generation_row(claim, paper, seeds, compare, verdict_of, rule, label, kinds=range(GENERATIONS + 1)):
+def _every_generation_row(claim, paper, seeds, compare, verdict_of, rule, label, kinds=range(GENERATIONS + 1),
+                          text=lambda c: c.text()):
     parts = []
     for k in kinds:
         c = compare(k)
@@ -136,7 +137,7 @@ def _every_generation_row(claim, paper, seeds, compare, verdict_of, rule, label,
         parts.append((k, c))
     worst = min(parts, key=lambda kc: kc[1].mean if kc[1].low is None else kc[1].low)
     verdict = st.all_verdict(verdict_of(c) for _, c in parts)
-    return (claim, paper, f"{label}; weakest generation {worst[0]}: {worst[1].text()}", rule, verdict)
+    return (claim, paper, f"{label}; weakest generation {worst[0]}: {text(worst[1])}", rule, verdict)
 
 
 def distillation_claims(seeds):
@@ -190,7 +191,8 @@ def distillation_claims(seeds):
         "0.0094 vs 0.0052 … 0.0227 vs 0.0056 (below at 0 and 1)", seeds,
         lambda k: scalar_difference(seeds, _unc(chain_run("soft", k), "test"), _unc(chain_run("hard", k), "test")),
         st.ordering_verdict, "holds if every generation's interval is above 0; does not hold if any is below 0",
-        "soft − hard uncertainty", kinds=range(2, GENERATIONS + 1)))
+        "soft − hard uncertainty", kinds=range(2, GENERATIONS + 1),
+        text=lambda c: c.text(scale=1, unit="", digits=4)))
     return [row for row in rows if row is not None]
 
 
