@@ -6,7 +6,9 @@ put a ``Rescaling`` layer in front if it was trained on [0, 255]. It is loaded w
 mode: a file with Python code in it (a ``Lambda`` layer) is refused.
 
 A student is ``resnet18`` (the paper's, built by hand), any ``keras.applications`` name
-(randomly initialised, global average pooling, then the class output), or a Keras file.
+(randomly initialised, global average pooling, then the class output), or a Keras file, whose
+weights every student and generation starts from (its run seed then draws only the data order
+and the augmentation).
 
 Example:
     >>> teacher = user_models.load_model_file("my_teacher.keras", "--teacher-model")

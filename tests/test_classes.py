@@ -106,12 +106,23 @@ def _run(capsys, *argv):
 
 
 @end_to_end
+def _tiny_student_file(path, size=32, classes=3):
+    """A user's own small softmax student, saved as a .keras file."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name="tiny").save(path)
+    return path
+
+
 def test_replay_on_three_classes_with_a_report(tmp_path, capsys):
     data_dir = _three_classes(tmp_path / "critters")
     runs_dir = tmp_path / "runs"
-    # recursive: teacher, three students and the chains (reproduce adds only the timing run)
+    student = _tiny_student_file(tmp_path / "tiny.keras")
+    # recursive: our teacher, three students and the chains (reproduce adds only the timing run); the
+    # students are the user's file (a ResNet-18 for three classes trains in the next test)
     code, out, err = _run(capsys, "recursive", "--preset", "smoke", "--data-dir", data_dir, "--weights", "none",
-                          "--generations", "1", "--runs-dir", runs_dir, "--quiet")
+                          "--generations", "1", "--runs-dir", runs_dir, "--quiet", "--student", student)
     assert code == 0, err
     code, out, err = _run(capsys, "report", "--runs-dir", runs_dir, "--out", runs_dir / "results",
                           "--figures", runs_dir / "figures")
@@ -124,7 +135,8 @@ def test_replay_on_three_classes_with_a_report(tmp_path, capsys):
         assert p["test"].shape[1] == 3 and np.allclose(p["test"].sum(1), 1, atol=1e-4)
         assert m["eval"]["test"]["accuracy"] == pytest.approx(np.mean(p["test"].argmax(1) == p["label_test"]))
     child = json.load(open(seed_dir / "hard-chain-1" / "config.json"))
-    assert child["parent"].endswith("student-hard")
+    assert child["parent"].endswith("student-hard") and child["student"] == str(student)
+    assert keras.models.load_model(seed_dir / "soft-chain-1" / "model.keras").name == "tiny"
     assert (runs_dir / "results" / "critters-smoke" / "teacher_students.md").exists()
     split = json.load(open(seed_dir / "teacher" / "split.json"))
     assert split["class_names"] == sorted(TINTS) and set(split["splits"]) == {"train", "valid", "test"}
