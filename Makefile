@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 JAX_VENV := .venv-jax
 JAX_BIN := $(JAX_VENV)/bin
 # What must work on every backend: losses, the Distiller, the pack round trip, a smoke replay.
-JAX_TESTS := tests/test_any_backend.py tests/test_losses.py tests/test_distill.py
+JAX_TESTS := tests/test_any_backend.py tests/test_losses.py tests/test_distill.py tests/test_classes.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup setup-jax demo test test-tf test-jax clean
@@ -31,7 +31,7 @@ setup: $(BIN)/kd-keras
 setup-jax: $(JAX_BIN)/kd-keras
 
 demo: setup
-	$(BIN)/kd-keras reproduce --preset smoke --data-dir synthetic --runs-dir runs/demo
+	$(BIN)/kd-keras reproduce --preset demo --data-dir synthetic --runs-dir runs/demo
 
 # Both suites at once (the TensorFlow one in two workers): about the time of the longer one.
 test: setup setup-jax

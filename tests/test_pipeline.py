@@ -286,3 +286,14 @@ def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys
     for case, (argv, message) in errors.items():
         code, _, err = run(*argv)
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, (case, err)
+
+
+def test_terminal_summary_names_each_models_test_accuracy_and_the_speed_up(kd_runs):
+    _, exp = kd_runs
+    lines = pipeline.summary(exp, generations=1)
+    text = "\n".join(lines)
+    for name in ("teacher", "student-classic", "student-hard", "student-soft", "hard-chain-1", "soft-chain-1"):
+        accuracy = json.load(open(os.path.join(exp.run_dir(name), "metrics.json")))["eval"]["test"]["accuracy"]
+        assert any(line.split()[:2] == [name, f"{accuracy:.3f}"] for line in lines), (name, text)
+    timing = json.load(open(os.path.join(exp.run_dir("timing"), "metrics.json")))
+    assert f"{timing['speedup']:.2f}x" in text
