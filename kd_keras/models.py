@@ -17,25 +17,25 @@ from kd_keras.layers import CosineDense, LSoftmaxDense
 _BN_EPSILON = 1.001e-5
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, relu=True):
+def _conv_bn(x, filters, kernel_size, strides, name, relu=True, bn_momentum=0.99):
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=bn_momentum, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def basic_block(x, filters, strides, name):
+def basic_block(x, filters, strides, name, bn_momentum=0.99):
     """He et al.'s basic block: two 3x3 convolutions and an identity (or 1x1 projection) shortcut."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", relu=False)
-    x = _conv_bn(x, filters, 3, strides, f"{name}_1")
-    x = _conv_bn(x, filters, 3, 1, f"{name}_2", relu=False)
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", relu=False, bn_momentum=bn_momentum)
+    x = _conv_bn(x, filters, 3, strides, f"{name}_1", bn_momentum=bn_momentum)
+    x = _conv_bn(x, filters, 3, 1, f"{name}_2", relu=False, bn_momentum=bn_momentum)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.ReLU(name=f"{name}_out")(x)
 
 
-def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", name="resnet18"):
+def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", name="resnet18", bn_momentum=0.99):
     """ResNet-18 (He et al. 2016), built by hand, as the paper's student.
 
     7x7/2 stem with 64 filters, 3x3/2 max-pool, basic blocks [2, 2, 2, 2] with
@@ -48,6 +48,8 @@ def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", nam
         num_outputs: units of the last dense layer.
         activation: output activation (``"sigmoid"``, ``"softmax"`` or ``None``).
         name: model name.
+        bn_momentum: of the batch norms' moving statistics (Keras's 0.99, the paper's). A short
+            training needs less: after n steps the initial statistics still weigh momentum**n.
 
     Returns:
         A functional ``keras.Model``.
@@ -57,12 +59,12 @@ def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", nam
         >>> model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     """
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, 64, 7, 2, "conv1")
+    x = _conv_bn(inputs, 64, 7, 2, "conv1", bn_momentum=bn_momentum)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     for stage, filters in enumerate((64, 128, 256, 512)):
         for block in range(2):
             strides = 2 if stage > 0 and block == 0 else 1
-            x = basic_block(x, filters, strides, name=f"conv{stage + 2}_block{block + 1}")
+            x = basic_block(x, filters, strides, name=f"conv{stage + 2}_block{block + 1}", bn_momentum=bn_momentum)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(num_outputs, name="logits")(x)
     outputs = layers.Activation(activation or "linear", dtype="float32", name="prediction")(x)

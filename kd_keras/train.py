@@ -396,7 +396,7 @@ def train_student(exp, mode, parent_dir, name=None, generation=0):
     num_classes = len(dataset.class_names)
     size = exp.student_size or p.image_size
     with exp.scope():
-        student = user_models.student_model(exp.student, (size, size, 3), num_classes)
+        student = user_models.student_model(exp.student, (size, size, 3), num_classes, p.student_bn_momentum)
     size = student.inputs[0].shape[1] or size  # a student file keeps its own input size
     images = load_images(exp, dataset, size)
     labels = class_labels(images, num_classes)

@@ -70,13 +70,14 @@ def check_classes(model, num_classes, what):
                     f"{', or one sigmoid' if num_classes == 2 else ''})")
 
 
-def student_model(spec, input_shape, num_classes):
+def student_model(spec, input_shape, num_classes, bn_momentum=0.99):
     """The student to train: ``resnet18``, a ``keras.applications`` name, or a ``.keras`` file.
 
     Args:
         spec: the ``--student`` value.
         input_shape: ``(N, N, 3)`` for a student built here (a file keeps its own).
         num_classes: K; two classes give the paper's one sigmoid unit.
+        bn_momentum: the ResNet-18's batch-norm momentum (:func:`kd_keras.models.resnet18`).
     """
     units, activation = models.class_output(num_classes)
     if spec.endswith(".keras"):
@@ -87,7 +88,7 @@ def student_model(spec, input_shape, num_classes):
                             f"{num_classes} classes needs {units} ({activation})")
         return model
     if spec == DEFAULT_STUDENT:
-        return models.resnet18(input_shape, num_outputs=units, activation=activation)
+        return models.resnet18(input_shape, num_outputs=units, activation=activation, bn_momentum=bn_momentum)
     features = backbones.backbone(spec, "none", input_shape)
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Dense(units, name="logits")(features(inputs))
