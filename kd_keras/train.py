@@ -118,6 +118,14 @@ def load_images(exp, dataset, size=None):
     return loaded
 
 
+def class_count(exp, run_dir):
+    """K, from the run's saved split or else from the class folders (scanned, nothing decoded)."""
+    path = os.path.join(run_dir, "split.json")
+    if os.path.exists(path):
+        return len(data.Dataset.load(path).class_names)
+    return len(data.scan(data.resolve_source(exp.data_dir, exp.cache_dir)).class_names)
+
+
 def class_labels(images, num_classes):
     """Labels per split as the models take them: 0/1 floats for two classes (the paper's sigmoid),
     class indices for K > 2."""
@@ -245,12 +253,12 @@ def train_teacher(exp):
         return run_dir
     started = time.time()
     size = p.teacher_image_size or p.image_size
+    num_classes = class_count(exp, run_dir)
     with exp.scope():  # first, so that missing weights fail before minutes of decoding
         normalize = not p.teacher_fine_tune and not models.is_pretrained(exp.weights)
-        dataset = prepare_split(exp, run_dir)
-        num_classes = len(dataset.class_names)
         model = models.teacher(exp.weights, not p.teacher_fine_tune, (size, size, 3),
                                normalize_features=normalize, backbone_name=exp.backbone, num_classes=num_classes)
+    dataset = prepare_split(exp, run_dir)
     images = load_images(exp, dataset, size)
     labels = class_labels(images, num_classes)
     with exp.scope():
@@ -307,7 +315,7 @@ def import_teacher(exp, model_file):
     model = user_models.load_model_file(model_file, "--teacher-model")
     size = user_models.input_size(model, what)
     # Checked before the run folder exists: a wrong file leaves nothing behind.
-    num_classes = len(data.scan(data.resolve_source(exp.data_dir, exp.cache_dir)).class_names)
+    num_classes = class_count(exp, exp.run_dir("teacher"))
     units = user_models.check_classes(model, num_classes, what)
     with open(model_file, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
