@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from kd_keras import figures, metrics, paper_values as paper
+from kd_keras import figures, paper_values as paper
 from kd_keras.claims import claims_table, loss_difference
 from kd_keras.frame import load_runs  # noqa: F401  (the report's public data source)
 from kd_keras.runs import read_json
