@@ -29,3 +29,16 @@ def tiny_student(shape=(32, 32, 3), name="tiny_student"):
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def run_cli(capsys, *argv):
+    """``kd-keras ARGV`` in this process, as a user runs it: ``(exit code, stdout, stderr)``."""
+    from kd_keras import cli
+
+    try:
+        cli.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kd_keras import cli, metrics
+from conftest import run_cli
+
+from kd_keras import metrics
 from kd_keras.distill import Distiller
 from kd_keras.losses import SoftTargetBCE, SoftTargetCrossentropy
 
@@ -95,17 +97,6 @@ def _three_classes(root):
     return root
 
 
-def _run(capsys, *argv):
-    try:
-        cli.main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@end_to_end
 def _tiny_student_file(path, size=32, classes=3):
     """A user's own small softmax student, saved as a .keras file."""
     inputs = keras.Input((size, size, 3))
@@ -115,16 +106,17 @@ def _tiny_student_file(path, size=32, classes=3):
     return path
 
 
+@end_to_end
 def test_replay_on_three_classes_with_a_report(tmp_path, capsys):
     data_dir = _three_classes(tmp_path / "critters")
     runs_dir = tmp_path / "runs"
     student = _tiny_student_file(tmp_path / "tiny.keras")
     # recursive: our teacher, three students and the chains (reproduce adds only the timing run); the
     # students are the user's file (a ResNet-18 for three classes trains in the next test)
-    code, out, err = _run(capsys, "recursive", "--preset", "smoke", "--data-dir", data_dir, "--weights", "none",
+    code, out, err = run_cli(capsys, "recursive", "--preset", "smoke", "--data-dir", data_dir, "--weights", "none",
                           "--generations", "1", "--runs-dir", runs_dir, "--quiet", "--student", student)
     assert code == 0, err
-    code, out, err = _run(capsys, "report", "--runs-dir", runs_dir, "--out", runs_dir / "results",
+    code, out, err = run_cli(capsys, "report", "--runs-dir", runs_dir, "--out", runs_dir / "results",
                           "--figures", runs_dir / "figures")
     assert code == 0, err
     seed_dir = runs_dir / "critters-smoke" / "seed0"
@@ -157,7 +149,7 @@ def test_student_from_a_users_softmax_teacher_at_another_input_size(tmp_path, ca
     data_dir = _three_classes(tmp_path / "critters")
     teacher = _user_teacher(tmp_path / "my_teacher.keras", 40, 3)
     runs_dir = tmp_path / "runs"
-    code, out, err = _run(capsys, "student", "--mode", "soft", "--teacher-model", teacher, "--data-dir", data_dir,
+    code, out, err = run_cli(capsys, "student", "--mode", "soft", "--teacher-model", teacher, "--data-dir", data_dir,
                           "--preset", "smoke", "--weights", "none", "--runs-dir", runs_dir, "--quiet",
                           "--tensorboard")
     assert code == 0, err
@@ -192,7 +184,7 @@ def test_bad_teacher_files_are_one_line_and_leave_nothing(tmp_path, capsys, case
     else:
         _user_teacher(path, 32, 3, activation=None)
     runs_dir = tmp_path / "runs"
-    code, out, err = _run(capsys, "student", "--mode", "hard", "--teacher-model", path, "--data-dir", data_dir,
+    code, out, err = run_cli(capsys, "student", "--mode", "hard", "--teacher-model", path, "--data-dir", data_dir,
                           "--preset", "smoke", "--weights", "none", "--runs-dir", runs_dir, "--quiet")
     assert code == 2 and err.startswith("error: --teacher-model") and err.count("\n") == 1, err
     assert not (runs_dir / "critters-smoke" / "seed0" / "teacher").exists()

@@ -6,17 +6,8 @@ import os
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from kd_keras import cli
-
-
-def _run(capsys, *argv):
-    try:
-        cli.main(list(argv))
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _folder(root, classes, per_class=2):
@@ -60,7 +51,7 @@ def test_bad_input_is_one_error_line_and_exit_2(case, folders, capsys):
     names = {"tmp": folders, "ok": folders / "ok", "one": folders / "one", "empty": folders / "empty",
              "runs": folders / "runs"}
     before = _tree(folders, skip="runs")
-    code, out, err = _run(capsys, *[a.format(**names) for a in BAD[case]])
+    code, out, err = run_cli(capsys, *[a.format(**names) for a in BAD[case]])
     assert code == 2
     lines = err.strip().splitlines()
     assert lines[-1].startswith("error: ") and "Traceback" not in err, err
@@ -81,7 +72,7 @@ def _tree(root, skip):
 
 
 def test_stop_after_past_its_deadline_exits_3_and_names_the_resume(folders, capsys):
-    code, out, err = _run(capsys, "teacher", "--preset", "smoke", "--weights", "none", "--data-dir",
+    code, out, err = run_cli(capsys, "teacher", "--preset", "smoke", "--weights", "none", "--data-dir",
                           str(folders / "ok"), "--runs-dir", str(folders / "runs"), "--stop-after", "0.00001")
     assert code == 3 and len(err.strip().splitlines()) == 1 and err.startswith("stopped: "), err
     run = folders / "runs" / "ok-smoke" / "seed0" / "teacher"
@@ -95,14 +86,14 @@ def test_incomplete_teacher_run_is_an_error(folders, capsys):
     run = folders / "runs" / "teacher"
     run.mkdir(parents=True)
     (run / "config.json").write_text("{}")
-    code, _, err = _run(capsys, "student", "--mode", "soft", "--teacher", str(run), "--preset", "smoke",
+    code, _, err = run_cli(capsys, "student", "--mode", "soft", "--teacher", str(run), "--preset", "smoke",
                         "--data-dir", str(folders / "ok"), "--runs-dir", str(folders / "runs"))
     assert code == 2 and "incomplete" in err
 
 
 def test_data_json_counts_and_skips(folders, capsys):
     (folders / "ok" / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    code, out, _ = _run(capsys, "data", str(folders / "ok"), "--json")
+    code, out, _ = run_cli(capsys, "data", str(folders / "ok"), "--json")
     assert code == 0
     report = json.loads(out.strip().splitlines()[-1])
     assert report["splits"] == {"all": {"cats": 10, "dogs": 10}}
@@ -115,7 +106,7 @@ def test_seeds_list_expands_to_repeated_seed_options():
 
 
 def test_bench_json_ends_with_latencies_and_their_ratio(folders, capsys):
-    code, out, _ = _run(capsys, "bench", "--json", "--weights", "none", "--preset", "smoke", "--images", "2",
+    code, out, _ = run_cli(capsys, "bench", "--json", "--weights", "none", "--preset", "smoke", "--images", "2",
                         "--data-dir", str(folders / "ok"), "--runs-dir", str(folders / "runs"), "--quiet")
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])

@@ -257,18 +257,12 @@ def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
 
 
 def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys):
-    from kd_keras import cli
+    from conftest import run_cli
 
     _, exp = kd_runs
 
     def run(*argv):
-        try:
-            cli.main([str(a) for a in argv])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(capsys, *argv)
 
     run_dir = exp.run_dir("student-soft")
     out = tmp_path / "student.onnx"
