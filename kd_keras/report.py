@@ -213,12 +213,9 @@ def loss_groups(runs_dir):
 
 
 def _fine_tuned(datasets):
-    """Whether the loss-study runs trained the whole backbone (their config.json says)."""
-    for by_loss in datasets.values():
-        for by_seed in by_loss.values():
-            for run_dir in by_seed.values():
-                return bool((_load(os.path.join(run_dir, "config.json")) or {}).get("fine_tune"))
-    return False
+    """Whether the loss-study runs trained the whole backbone (the first run's config.json says)."""
+    first = next((d for by_loss in datasets.values() for by_seed in by_loss.values() for d in by_seed.values()), None)
+    return bool(first and (_load(os.path.join(first, "config.json")) or {}).get("fine_tune"))
 
 
 def loss_table(preset, datasets, frame):
