@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kd_keras import data, input_pipeline, losses, models, runs
+from kd_keras import data, input_pipeline, losses, models, provenance, runs
 from kd_keras.layers import lsoftmax_logits
 
 
@@ -96,7 +96,8 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
         "kind": "loss", "dataset": dataset.name, "loss": loss_name, "seed": seed, "backbone": backbone,
         "weights": str(weights), "preset": preset.name, "fine_tune": preset.loss_fine_tune,
         "image_size": preset.loss_image_size, "epochs": preset.loss_epochs, "lr": preset.loss_lr,
-        "batch_size": preset.loss_batch_size, "class_names": dataset.class_names, "backend": keras.backend.backend()})
+        "batch_size": preset.loss_batch_size, "class_names": dataset.class_names, "backend": keras.backend.backend(),
+        "code": provenance.code_version()})
     dataset.save(os.path.join(run_dir, "split.json"))
     keras.utils.set_random_seed(seed)
     spec = losses.get(loss_name)

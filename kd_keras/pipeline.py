@@ -2,7 +2,7 @@
 
 import os
 
-from kd_keras import data, models, runs, timing, train
+from kd_keras import data, models, provenance, runs, timing, train
 from kd_keras.distill import MODES
 from kd_keras.errors import UserError
 
@@ -48,8 +48,16 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
     result = timing.benchmark(paths, size, exp.backbone, log=exp.log, student=student, exported=exported,
                               threads=threads)
     result["preset"] = exp.preset.name
-    target = exported.rstrip("/") + ".timing.json" if exported else os.path.join(exp.run_dir("timing"), "metrics.json")
-    runs.write_json(target, result)
+    result["code"] = provenance.code_version()
+    if exported:
+        runs.write_json(exported.rstrip("/") + ".timing.json", result)
+        return result
+    run_dir = exp.run_dir("timing")
+    os.makedirs(run_dir, exist_ok=True)
+    runs.write_json(os.path.join(run_dir, "config.json"),
+                    {"name": "timing", "preset": exp.preset.name, "data_dir": exp.data_dir, "seed": exp.seed,
+                     "images": len(paths), "size": size, "backend": result["backend"], "code": result["code"]})
+    runs.write_json(os.path.join(run_dir, "metrics.json"), result)
     return result
 
 

@@ -25,7 +25,7 @@ def _timed(fn, inputs):
         start = time.perf_counter()
         fn(x)
         seconds.append(time.perf_counter() - start)
-    return float(np.mean(seconds))
+    return np.asarray(seconds)
 
 
 def compiled_inference(model):
@@ -45,13 +45,13 @@ def compiled_inference(model):
 
 
 def model_latency(model, images):
-    """Mean seconds per image of ``model`` on single images (uint8, already resized)."""
+    """Seconds per image of ``model`` on single images (uint8, already resized), one per image."""
     infer = compiled_inference(model)
     return _timed(infer, [image[None].astype("float32") / 255.0 for image in images])
 
 
 def end_to_end_latency(model, paths, size):
-    """Mean seconds per image including reading, decoding, nearest resize and /255."""
+    """Seconds per image including reading, decoding, nearest resize and /255, one per image."""
     infer = compiled_inference(model)
     if runtime.backend() == "tensorflow":  # TensorFlow's decoder, as in training
         def decode(path):
@@ -64,7 +64,7 @@ def end_to_end_latency(model, paths, size):
 
 
 def exported_latency(path, images, threads=None):
-    """Mean seconds per image of an exported model (``.tflite``, ``.onnx``) in its runtime."""
+    """Seconds per image of an exported model (``.tflite``, ``.onnx``) in its runtime, one per image."""
     from kd_keras.export import load_runtime
 
     run = load_runtime(path, threads)
@@ -103,8 +103,9 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=N
 
     Returns:
         A dict with ``teacher_ms``, ``student_ms``, ``speedup`` (model only), the same with
-        ``_end_to_end`` (load and preprocess included, as the paper), and the setting:
-        device, CPU model and thread count.
+        ``_end_to_end`` (load and preprocess included, as the paper), the setting (device,
+        CPU model and thread count) and ``per_image_ms[mode][network]``: every image's
+        milliseconds, in the order of ``paths``, for intervals over images.
     """
     images, _, _ = input_pipeline.decode_images(list(paths), size, "timing images", log)
     shape = (size, size, 3)
@@ -113,19 +114,25 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=N
     if extra != "resnet50":
         networks[f"teacher_{extra}"] = models.teacher(None, True, shape, backbone_name=extra)
     result = {"images": len(images), "size": size, "batch_size": 1, "weights": "random (latency does not depend on them)"}
+    per_image = {"model": {}, "end_to_end": {}}
     for name, model in networks.items():
         log(f"timing {name} on {len(images)} images")
-        result[f"{name}_ms"] = 1000 * model_latency(model, images)
-        result[f"{name}_ms_end_to_end"] = 1000 * end_to_end_latency(model, paths[: len(images)], size)
+        per_image["model"][name] = 1000 * model_latency(model, images)
+        per_image["end_to_end"][name] = 1000 * end_to_end_latency(model, paths[: len(images)], size)
+        result[f"{name}_ms"] = float(np.mean(per_image["model"][name]))
+        result[f"{name}_ms_end_to_end"] = float(np.mean(per_image["end_to_end"][name]))
     result["speedup"] = result["teacher_ms"] / result["student_ms"]
     result["speedup_end_to_end"] = result["teacher_ms_end_to_end"] / result["student_ms_end_to_end"]
     if exported:
         log(f"timing {os.path.basename(exported)} on {len(images)} images")
         result["exported"] = os.path.basename(exported)
-        result["exported_ms"] = 1000 * exported_latency(exported, images, threads)
+        per_image["model"]["exported"] = 1000 * exported_latency(exported, images, threads)
+        result["exported_ms"] = float(np.mean(per_image["model"]["exported"]))
         result["exported_speedup"] = result["teacher_ms"] / result["exported_ms"]
     result["device"] = runtime.device_kind()
     result["backend"] = runtime.backend()
     result["cpu_model"] = cpu_model()
     result["cpu_threads"] = runtime.cpu_threads()
+    result["per_image_ms"] = {mode: {k: [round(float(v), 4) for v in ms] for k, ms in by.items()}
+                              for mode, by in per_image.items()}
     return result

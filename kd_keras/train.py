@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from kd_keras import data, input_pipeline, metrics, models, runs, user_models
+from kd_keras import data, input_pipeline, metrics, models, provenance, runs, user_models
 from kd_keras.distill import Distiller
 from kd_keras.errors import UserError
 from kd_keras.schedules import legacy_decay
@@ -163,6 +163,7 @@ def _start(exp, name, config, parent_dir=None):
         # parent of students trained with JAX on a GPU, and a run may resume on either.
         stored = runs.read_json(config_path)
         backend = stored.pop("backend", "tensorflow")  # runs from before it was recorded
+        code = stored.pop("code", None)
         # Preset fields added in a later version, at their defaults, change nothing.
         defaults = dataclasses.asdict(type(exp.preset)(name=exp.preset.name))
         added = {k for k in full_config["preset"] if k not in stored.get("preset", {})
@@ -171,9 +172,12 @@ def _start(exp, name, config, parent_dir=None):
         if stored != current:
             raise UserError(f"{run_dir} was made with other settings; remove it or use another --runs-dir")
         full_config = stored
+    else:
+        code = None
     if not runs.is_complete(run_dir):
         backend = keras.backend.backend()  # the backend that trains it
-    runs.write_json(config_path, {**full_config, "backend": backend})
+        code = provenance.code_version()  # and the code that does
+    runs.write_json(config_path, {**full_config, "backend": backend, "code": code})
     keras.utils.set_random_seed(full_config["run_seed"])
     return run_dir, full_config["run_seed"]
 

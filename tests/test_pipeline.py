@@ -4,12 +4,14 @@ import filecmp
 import glob
 import json
 import os
+import subprocess
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+import kd_keras
 from kd_keras import pipeline, presets, report, train
 
 
@@ -36,6 +38,15 @@ def test_reproduce_makes_every_run_folder_complete(kd_runs):
     assert len(hard["eval"]["test"]["histogram"]) == 20
     timing = json.load(open(os.path.join(exp.run_dir("timing"), "metrics.json")))
     assert timing["teacher_ms"] > 0 and timing["speedup"] == timing["teacher_ms"] / timing["student_ms"]
+    per_image = timing["per_image_ms"]["model"]
+    assert len(per_image["student"]) == timing["images"]
+    assert abs(np.mean(per_image["teacher"]) - timing["teacher_ms"]) < 1e-3 * timing["images"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=os.path.dirname(kd_keras.__file__)).stdout.strip()
+    for name in names + ["timing"]:  # every run names the code that made it
+        code = json.load(open(os.path.join(exp.run_dir(name), "config.json")))["code"]
+        assert code["kd_keras"] == kd_keras.__version__ and code["keras"] == keras.__version__
+        assert code["git_commit"] == (head or None) and code["backend"] == keras.backend.backend()
 
 
 def test_chain_generation_learns_the_previous_generations_predictions(kd_runs):
