@@ -355,6 +355,19 @@ def report_command(runs_dir, out, figures, latex):
         click.echo(path)
 
 
+@cli.command("archive")
+@click.option("--runs-dir", default="runs", show_default=True, help="the runs folder to archive from")
+@click.option("--to", "to", default=os.path.join("results", "runs"), show_default=True,
+              help="the archive: the small files of every finished run, no models")
+def archive_command(runs_dir, to):
+    """Copy every finished run's config, split, history, metrics and predictions into the archive."""
+    from kd_keras import archive
+
+    if not os.path.isdir(runs_dir):
+        raise UserError(f"--runs-dir {runs_dir} is not a folder")
+    archive.archive_runs(runs_dir, to, log=click.echo)
+
+
 def expand_seeds(argv):
     """Lets ``--seeds 0 1 2`` stand for ``--seed 0 --seed 1 --seed 2`` (click options take one value)."""
     out, i = [], 0

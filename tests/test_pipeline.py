@@ -9,10 +9,11 @@ import subprocess
 import keras
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 import kd_keras
-from kd_keras import pipeline, presets, report, train
+from kd_keras import archive, pipeline, presets, report, train
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,9 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     assert len(tables) == 3 * 10 and any(p.endswith("latency.png") for p in first)
     claims = open(os.path.join(tmp_path, "a", "claims.md")).read()
     # One seed: the claims are listed with their rules, and none gets a verdict either way.
-    assert "the soft student is at least as accurate as the classic" in claims and "earlier than the classic" in claims
-    assert "holds if the interval is above 0" in claims and "no interval: one seed" in claims
+    assert "the soft student is at least as accurate as the classic" in claims
+    assert "practically twice as fast as the classic" in claims
+    assert "holds if the interval lies above 0" in claims and "no interval: one seed" in claims
     assert "| holds |" not in claims and "| does not hold |" not in claims
     for path in tables:
         assert filecmp.cmp(path, path.replace(str(tmp_path / "a"), str(tmp_path / "b")), shallow=False), path
@@ -145,6 +147,29 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     row = chain_table[(chain_table["chain"] == "soft") & (chain_table["generation"] == "1") & (chain_table["set"] == "valid")].iloc[0]
     m = json.load(open(os.path.join(exp.run_dir("soft-chain-1"), "metrics.json")))["eval"]["valid"]
     assert row["acc ours"] == f"{m['accuracy']:.4f}"
+
+
+def test_the_archive_keeps_what_the_report_reads_and_names_no_machine(kd_runs, tmp_path, capsys):
+    runs_dir, exp = kd_runs
+    archived = str(tmp_path / "archive")
+    code, out, _ = run_cli(capsys, "archive", "--runs-dir", runs_dir, "--to", archived)
+    assert code == 0 and "archived 7 finished runs" in out  # teacher, 3 students, 2 chains, timing
+    teacher = os.path.join(archived, "synthetic-smoke", "seed0", "teacher")
+    assert sorted(os.listdir(teacher)) == sorted(archive.FILES)  # no model, no checkpoint
+    for path in glob.glob(os.path.join(archived, "**", "*.json"), recursive=True):
+        text = open(path).read()
+        assert runs_dir not in text and str(tmp_path) not in text, path  # portable paths only
+        if path.endswith("config.json"):
+            assert json.load(open(path))["code"]["kd_keras"] == kd_keras.__version__
+    child = json.load(open(os.path.join(archived, "synthetic-smoke", "seed0", "hard-chain-1", "config.json")))
+    assert child["parent"] == os.path.join("synthetic-smoke", "seed0", "student-hard")
+    # The report from the archive equals the report from the run folders, table for table.
+    a = report.write_report(runs_dir, str(tmp_path / "a"), str(tmp_path / "fa"), log=lambda *_: None)
+    report.write_report(archived, str(tmp_path / "b"), str(tmp_path / "fb"), log=lambda *_: None)
+    for path in (p for p in a if p.endswith((".md", ".csv"))):
+        assert filecmp.cmp(path, path.replace(str(tmp_path / "a"), str(tmp_path / "b")), shallow=False), path
+    code, _, err = run_cli(capsys, "archive", "--runs-dir", str(tmp_path / "nothing"), "--to", archived)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
@@ -268,7 +293,6 @@ def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
 
 
 def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys):
-    from conftest import run_cli
 
     _, exp = kd_runs
 
