@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -164,24 +165,71 @@ def is_pack(path):
     return os.path.isfile(os.path.join(os.fspath(path), MANIFEST))
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,99}")
+_SHARD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.tar")
+MAX_MEMBER_BYTES = 64 * 2**20  # one image, re-encoded: far less in any real pack
+MAX_MEMBERS = 1_000_000
+
+
+def _plain_name(value, pattern):
+    """Whether ``value`` is one plain path component of ``pattern`` (no separator, no ``..``)."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None and value not in (".", "..") \
+        and not value.endswith((".", " "))
+
+
 def read_manifest(pack_dir):
+    """``pack.json``, checked as data before anything of the pack is read.
+
+    The name and each shard's file are single plain path components (nothing can point outside
+    the pack or the cache), sizes are whole numbers and checksums SHA-256 hex.
+
+    Raises:
+        UserError: not a kd_keras pack, or any field missing or malformed.
+    """
     path = os.path.join(pack_dir, MANIFEST)
     try:
         with open(path) as f:
             manifest = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not readable: {exc}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not readable: {str(exc).splitlines()[0][:200]}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a kd_keras pack (format {FORMAT})")
+    if not _plain_name(manifest.get("name"), _NAME):
+        raise UserError(f"{path}: name {str(manifest.get('name'))[:80]!r} is not a plain folder name "
+                        "(letters, digits, '.', '_', '-', spaces; at most 100)")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not shards:
+        raise UserError(f"{path}: 'shards' must be a non-empty list")
+    seen = set()
+    for shard in shards:
+        ok = (isinstance(shard, dict) and _plain_name(shard.get("file"), _SHARD)
+              and all(isinstance(shard.get(k), int) and not isinstance(shard.get(k), bool) and shard[k] >= 0
+                      for k in ("bytes", "images"))
+              and isinstance(shard.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", shard["sha256"]))
+        if not ok or shard["file"] in seen:
+            raise UserError(f"{path}: a shard entry {str(shard)[:120]} is malformed (a file name shard-NNN.tar "
+                            "in the pack, whole bytes and images, a SHA-256, each file once)")
+        seen.add(shard["file"])
     return manifest
 
 
 def _checked_members(tar, shard):
-    for member in tar.getmembers():
+    """The shard's members, refused unless each is a plain image file of a bounded size."""
+    members = tar.getmembers()
+    if len(members) > min(MAX_MEMBERS, shard["images"]):
+        raise UserError(f"{shard['file']} holds {len(members)} members, more than the {shard['images']} "
+                        f"images {MANIFEST} names")
+    total = 0
+    for member in members:
         parts = member.name.split("/")
-        if not member.isfile() or member.name.startswith("/") or ".." in parts or not 2 <= len(parts) <= 3:
-            raise UserError(f"{shard} holds {member.name!r}, which a kd_keras pack never does")
-        yield member
+        if (not member.isfile() or member.issparse() or member.name.startswith("/") or ".." in parts
+                or "" in parts or not 2 <= len(parts) <= 3 or len(member.name) > 255):
+            raise UserError(f"{shard['file']} holds {member.name[:120]!r}, which a kd_keras pack never does")
+        total += member.size
+        if member.size > MAX_MEMBER_BYTES or total > shard["bytes"]:
+            raise UserError(f"{shard['file']}: {member.name[:120]!r} is {member.size} bytes, more than a "
+                            f"packed image can be (at most {MAX_MEMBER_BYTES // 2**20} MiB, within the shard's size)")
+    return members
 
 
 def _note(message):
@@ -213,10 +261,18 @@ def unpack(pack_dir, cache_dir, log=_note):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, manifest["name"]))
     log(f"unpacking {len(manifest['shards'])} shard(s) of {pack_dir} into {target}")
-    for shard in manifest["shards"]:
-        with tarfile.open(os.path.join(pack_dir, shard["file"])) as tar:
-            tar.extractall(os.path.join(tmp, manifest["name"]), members=_checked_members(tar, shard["file"]),
-                           filter="data")
+    try:
+        for shard in manifest["shards"]:
+            try:
+                with tarfile.open(os.path.join(pack_dir, shard["file"]), "r:") as tar:  # plain tar only
+                    tar.extractall(os.path.join(tmp, manifest["name"]), members=_checked_members(tar, shard),
+                                   filter="data")
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise UserError(f"{os.path.join(pack_dir, shard['file'])} is not a readable uncompressed tar: "
+                                f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-extracted tree is left behind
+        raise
     os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
         os.replace(tmp, target)
