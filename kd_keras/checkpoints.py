@@ -22,6 +22,7 @@ import collections
 import math
 import os
 import pickle
+import pickletools
 import struct
 
 import numpy as np
@@ -84,8 +85,14 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-class _LazyTensor:
-    """A view into a storage, checked against the storage's size, read after the state dict."""
+class _LazyTensor(_ReadOnly):
+    """A view into a storage, checked against the storage's size, read after the state dict.
+
+    Read-only, like the storage types: a pickle ``BUILD`` after ``_rebuild_tensor_v2`` cannot
+    change the offset, size or stride once they were validated.
+    """
+
+    __slots__ = ("storage_key", "offset", "size", "stride")
 
     def __init__(self, storage_key, offset, size, stride):
         if not isinstance(storage_key, str):
@@ -95,7 +102,9 @@ class _LazyTensor:
         if not (_is_count(offset) and all(map(_is_count, size)) and all(map(_is_count, stride))):
             raise CheckpointFormatError(f"tensor on storage {storage_key}: offset {offset!r:.40}, size "
                                         f"{size!r:.60} or stride {stride!r:.60} is not a list of counts >= 0")
-        self.storage_key, self.offset, self.size, self.stride = storage_key, offset, tuple(size), tuple(stride)
+        for key, value in (("storage_key", storage_key), ("offset", offset), ("size", tuple(size)),
+                           ("stride", tuple(stride))):
+            object.__setattr__(self, key, value)
 
     def check(self, numel):
         """Refuses a view that reaches outside a storage of ``numel`` elements (before any is made)."""
@@ -183,19 +192,24 @@ def read_legacy_torch(path):
                                     f"({type(exc).__name__}{': ' + reason if reason else ''})") from None
 
 
+def _load(unpickler, f, path, size):
+    _scan(f, path, size)
+    return unpickler.load()
+
+
 def _read(path):
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        magic = _Unpickler(f, path).load()
+        magic = _load(_Unpickler(f, path), f, path, size)
         if magic != LEGACY_MAGIC:
             raise CheckpointFormatError(f"{path} is not a legacy PyTorch checkpoint (no magic number)")
-        protocol = _Unpickler(f, path).load()
+        protocol = _load(_Unpickler(f, path), f, path, size)
         if protocol != LEGACY_PROTOCOL:
             raise CheckpointFormatError(f"{path}: PyTorch protocol {protocol!r:.40}, expected {LEGACY_PROTOCOL}")
-        _Unpickler(f, path).load()  # sys info: endianness and type sizes
+        _load(_Unpickler(f, path), f, path, size)  # sys info: endianness and type sizes
         unpickler = _Unpickler(f, path)
-        state = unpickler.load()
-        keys = _Unpickler(f, path).load()
+        state = _load(unpickler, f, path, size)
+        keys = _load(_Unpickler(f, path), f, path, size)
         if not isinstance(state, dict):
             raise CheckpointFormatError(f"{path} holds a {type(state).__name__}, not a state dict")
         if not isinstance(keys, list):
@@ -217,6 +231,41 @@ def _read(path):
                                             f"{size - f.tell()} bytes left in the file)")
             raw = f.read(numel * dtype.itemsize)
             storages[key] = np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
+    tensors = [v for v in state.values() if isinstance(v, _LazyTensor)]
+    if sum(math.prod(t.size) for t in tensors) > sum(len(v) for v in storages.values()):
+        raise CheckpointFormatError(f"{path}: its tensors hold more elements than its storages (shared storage "
+                                    "read many times over)")
     return collections.OrderedDict(
         (name, value.materialise(storages) if isinstance(value, _LazyTensor) else value)
         for name, value in state.items())
+
+
+class _Bounded:
+    """A file read by :func:`_scan`: no read asks for more bytes than the file has left."""
+
+    def __init__(self, f, size):
+        self.f, self.size = f, size
+
+    def read(self, n=-1):
+        left = self.size - self.f.tell()
+        return self.f.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self):
+        return self.f.readline(max(self.size - self.f.tell(), 0))
+
+
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _scan(f, path, size):
+    """Reads one pickle's opcodes without running them, then rewinds; refuses memo indices beyond
+    the opcodes read so far (a C unpickler would allocate a memo that large) and lengths beyond the
+    file, before anything is allocated."""
+    start = f.tell()
+    try:
+        for count, (op, arg, _) in enumerate(pickletools.genops(_Bounded(f, size))):
+            if op.name in _MEMO_OPS and not (isinstance(arg, int) and 0 <= arg <= count):
+                raise CheckpointFormatError(f"{path}: a pickle memo index {arg!r:.20} that no earlier opcode made")
+    except ValueError as exc:
+        raise CheckpointFormatError(f"{path} is cut short or malformed ({str(exc).splitlines()[0][:100]})") from None
+    f.seek(start)

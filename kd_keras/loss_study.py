@@ -85,7 +85,10 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
                 if runs.is_complete(run_dir):
                     log(f"{run_dir}: done, reused")
                     continue
-                _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights, verbose)
+                with runs.RunLock(run_dir):  # one process at a time; it may have finished meanwhile
+                    if not runs.is_complete(run_dir):
+                        _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights,
+                                   verbose)
     return run_dirs
 
 

@@ -91,7 +91,63 @@ def read_history(path):
 
 
 def is_complete(run_dir):
-    return os.path.exists(os.path.join(run_dir, "metrics.json"))
+    """A run is finished when its ``metrics.json`` exists and is whole (valid JSON, a dict)."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        return False
+    try:
+        return isinstance(read_json(path), dict)
+    except (OSError, ValueError):
+        return False  # truncated: the run is done again
+
+
+class RunLock:
+    """One process at a time in a run folder: an exclusive ``flock`` on ``RUN/.lock``.
+
+    A second process (or a second lock in the same process) on the same run is refused with
+    ``RUN is in use by PID N``; the lock goes with the process, however it ends. On systems
+    without ``fcntl`` (Windows) nothing is locked.
+
+    Example:
+        >>> with RunLock("runs/example/seed0/teacher"):  # doctest: +SKIP
+        ...     train()
+    """
+
+    def __init__(self, run_dir):
+        self.run_dir, self.path, self.fd = run_dir, os.path.join(run_dir, ".lock"), None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        os.makedirs(self.run_dir, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"{self.run_dir} is in use by PID {holder}; wait for it to finish or use another "
+                            "--runs-dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            import fcntl
+
+            if os.path.isdir(self.run_dir) and os.listdir(self.run_dir) == [".lock"]:  # nothing made: leave nothing
+                os.remove(self.path)
+                try:
+                    os.rmdir(self.run_dir)
+                except OSError:
+                    pass
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
 
 
 class RunMonitor(keras.callbacks.Callback):
@@ -137,7 +193,7 @@ class RunMonitor(keras.callbacks.Callback):
         lines = [",".join(fields)] + [",".join(repr(r[f]) if f in r else "" for f in fields) for r in self.rows]
         if self.monitor in logs and logs[self.monitor] > self.best:
             self.best = logs[self.monitor]
-            tmp = os.path.join(self.run_dir, "model.tmp.keras")
+            tmp = os.path.join(self.run_dir, f"model.{os.getpid()}.tmp.keras")
             self.save_best(tmp)
             os.replace(tmp, self.best_path)
         write_text(self.history_path, "\n".join(lines) + "\n")

@@ -215,7 +215,11 @@ def score_draws(draws, labels):
 
 
 def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_labels=None, augmented=None):
-    """Writes predictions.npz and metrics.json (last, atomically)."""
+    """Writes predictions.npz and metrics.json (last, atomically); refuses non-finite predictions."""
+    broken = [s for s in SPLITS if not np.all(np.isfinite(predictions[s]))]
+    if broken:
+        raise UserError(f"{run_dir}: the model's predictions on {', '.join(broken)} are NaN or infinite; the run is "
+                        "not marked finished (remove the folder to train it afresh)")
     runs.save_predictions(os.path.join(run_dir, "predictions.npz"), **predictions,
                           **{f"label_{s}": labels[s] for s in SPLITS})
     result = {"best": runs.best_of_history(history), "seconds": round(time.time() - started, 1), **extra}
@@ -241,12 +245,19 @@ def _features(backbone, images, label, exp):
 def train_teacher(exp):
     """The teacher: Adam 1e-3, legacy decay 0.01, horizontal flips, batch 32.
 
+    One process at a time: another one on the same run folder is refused (:class:`runs.RunLock`).
+
     Its backbone is ``exp.backbone``: the paper's ResNet-50, or EfficientNet-Lite0 whose
     ImageNet weights install offline. With a frozen backbone (the default) the features of every training image
     and of its mirror image are computed once and the head trains on them, each epoch
     seeing each image or its mirror at random: exactly flip augmentation, far cheaper.
     With ``preset.teacher_fine_tune`` the whole network trains on images instead.
     """
+    with runs.RunLock(exp.run_dir("teacher")):
+        return _train_teacher(exp)
+
+
+def _train_teacher(exp):
     p = exp.preset
     name = "teacher"
     run_dir, seed = _start(exp, name, {
@@ -315,6 +326,11 @@ def import_teacher(exp, model_file):
     trained teacher's (``split.json``, ``predictions.npz``, ``metrics.json``; no history and no
     augmented test), so students and chains use it unchanged.
     """
+    with runs.RunLock(exp.run_dir("teacher")):
+        return _import_teacher(exp, model_file)
+
+
+def _import_teacher(exp, model_file):
     what = f"--teacher-model {model_file}"
     model = user_models.load_model_file(model_file, "--teacher-model")
     size = user_models.input_size(model, what)
@@ -335,9 +351,11 @@ def import_teacher(exp, model_file):
     predictions = _predict_splits(model, {s: images[s][0] for s in SPLITS})
     sums = predictions["train"].sum(axis=-1) if units > 1 else None
     everything = np.concatenate([np.ravel(p) for p in predictions.values()])
-    if everything.min() < 0 or everything.max() > 1 or (sums is not None and not np.allclose(sums, 1, atol=1e-3)):
+    if (not np.all(np.isfinite(everything)) or everything.min() < 0 or everything.max() > 1
+            or (sums is not None and not np.allclose(sums, 1, atol=1e-3))):
         shutil.rmtree(run_dir)  # made just now, holds nothing else: the fixed file starts afresh
-        raise UserError(f"{what}: its outputs are not probabilities (end the model in a sigmoid or a softmax)")
+        raise UserError(f"{what}: its outputs are not probabilities, or not finite (end the model in a sigmoid or "
+                        "a softmax)")
     if num_classes == 2 and units == 2:  # a two-unit softmax: the paper's p is the second class's
         predictions = {s: p[:, 1] for s, p in predictions.items()}
     return _finish(exp, run_dir, predictions, labels, [], {"kind": "teacher", "imported": True}, started)
@@ -390,7 +408,14 @@ def train_student(exp, mode, parent_dir, name=None, generation=0):
             reused and its training predictions are the targets.
         name: the run's name; ``student-<mode>`` by default.
         generation: the step in a recursive chain (0 for the students themselves).
+
+    One process at a time: another one on the same run folder is refused (:class:`runs.RunLock`).
     """
+    with runs.RunLock(exp.run_dir(name or f"student-{mode}")):
+        return _train_student(exp, mode, parent_dir, name, generation)
+
+
+def _train_student(exp, mode, parent_dir, name, generation):
     p = exp.preset
     if not runs.is_complete(parent_dir):
         raise UserError(f"teacher run {parent_dir} is missing or incomplete (no metrics.json)")

@@ -134,12 +134,15 @@ def test_replay_on_three_classes_with_a_report(tmp_path, capsys):
     assert split["class_names"] == sorted(TINTS) and set(split["splits"]) == {"train", "valid", "test"}
 
 
-def _user_teacher(path, size, units, activation="softmax", lambda_layer=False):
+def _user_teacher(path, size, units, activation="softmax", lambda_layer=False, nan=False):
     inputs = keras.Input((size, size, 3))
     x = keras.layers.GlobalAveragePooling2D()(inputs)
     if lambda_layer:
         x = keras.layers.Lambda(lambda t: t * 2.0)(x)
-    outputs = keras.layers.Dense(units, activation=activation)(x)
+    dense = keras.layers.Dense(units, activation=activation)
+    outputs = dense(x)
+    if nan:  # NaN weights: NaN probabilities, which pass a min/max check
+        dense.set_weights([np.full_like(w, np.nan) for w in dense.get_weights()])
     keras.Model(inputs, outputs).save(path)
     return path
 
@@ -171,7 +174,7 @@ def test_student_from_a_users_softmax_teacher_at_another_input_size(tmp_path, ca
 
 
 @end_to_end
-@pytest.mark.parametrize("case", ["not a model", "wrong outputs", "lambda", "logits"])
+@pytest.mark.parametrize("case", ["not a model", "wrong outputs", "lambda", "logits", "nan outputs"])
 def test_bad_teacher_files_are_one_line_and_leave_nothing(tmp_path, capsys, case):
     data_dir = _three_classes(tmp_path / "critters")
     path = tmp_path / "t.keras"
@@ -181,6 +184,8 @@ def test_bad_teacher_files_are_one_line_and_leave_nothing(tmp_path, capsys, case
         _user_teacher(path, 32, 2)
     elif case == "lambda":
         _user_teacher(path, 32, 3, lambda_layer=True)
+    elif case == "nan outputs":
+        _user_teacher(path, 32, 3, nan=True)
     else:
         _user_teacher(path, 32, 3, activation=None)
     runs_dir = tmp_path / "runs"

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import run_cli
+from kd_keras.errors import UserError
 from PIL import Image
 
 import kd_keras
@@ -172,6 +173,30 @@ def test_the_archive_keeps_what_the_report_reads_and_names_no_machine(kd_runs, t
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
 
 
+def test_a_run_in_use_by_another_process_is_refused_and_then_reused(kd_runs, tmp_path, capsys):
+    from kd_keras import runs
+
+    runs_dir, exp = kd_runs
+    with runs.RunLock(exp.run_dir("teacher")):  # another holder: flock refuses a second descriptor
+        with pytest.raises(UserError, match=r"teacher is in use by PID \d+"):
+            train.train_teacher(exp)
+        code, _, err = run_cli(capsys, "student", "--mode", "soft", "--preset", "smoke", "--weights", "none",
+                               "--runs-dir", runs_dir)
+        assert code == 0  # another run of the same seed is free
+        with runs.RunLock(exp.run_dir("student-soft")) as held:
+            assert held.fd is not None
+    assert train.train_teacher(exp) == exp.run_dir("teacher")  # released: finished, reused
+
+
+def test_a_truncated_metrics_file_is_not_a_finished_run(tmp_path):
+    from kd_keras import runs
+
+    (tmp_path / "metrics.json").write_text('{"eval": {"test": {"accur')
+    assert not runs.is_complete(str(tmp_path))
+    (tmp_path / "metrics.json").write_text('{"eval": {}}')
+    assert runs.is_complete(str(tmp_path))
+
+
 def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
     runs_dir, exp = kd_runs
     frame = report.load_runs(runs_dir)
@@ -217,7 +242,6 @@ def test_export_without_its_runtime_names_the_extra(kd_runs, monkeypatch):
     import builtins
 
     from kd_keras import export
-    from kd_keras.errors import UserError
 
     real_import = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
