@@ -48,14 +48,41 @@ def nearest_resize(array, size):
     return np.ascontiguousarray(array[rows][:, cols]).astype("uint8")
 
 
+MAX_PIXELS = 40_000_000  # an image larger than this (e.g. 6,400 x 6,250) is skipped, on every decoding path
+
+
+def _pixels(path):
+    """Width x height from the file's header (nothing decoded); 0 when Pillow cannot tell."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - the decoders report what is wrong with the file
+        return 0
+
+
+def _to_rgb(image):
+    """A Pillow image as RGB uint8; 16-bit greyscale keeps its high byte, as TensorFlow's decoder."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        high = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype("uint8")
+        return np.repeat(high[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"))
+
+
 def decode_file(path, size):
-    """One image file as a ``(size, size, 3)`` uint8 array, with Pillow; raises if it cannot be read."""
+    """One image file as a ``(size, size, 3)`` uint8 array, with Pillow; raises if it cannot be read.
+
+    Images over :data:`MAX_PIXELS` are refused from their header, before they are decoded.
+    """
     from PIL import Image
 
     with Image.open(path) as image:
+        if image.width * image.height > MAX_PIXELS:
+            raise ValueError(f"{image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}")
         image.load()
-        rgb = image.convert("RGB")
-    return nearest_resize(np.asarray(rgb), size)
+        rgb = _to_rgb(image)
+    return nearest_resize(rgb, size)
 
 
 def _decode_all_with_tensorflow(paths, size, images, ok, progress):
@@ -102,8 +129,12 @@ def decode_images(paths, size, label="images", log=print):
         if done[0] // 1024 != before // 1024 or done[0] == n:
             log(f"decoding {label}: {done[0]}/{n}")
 
-    decode_all = _decode_all_with_tensorflow if _backend_is_tensorflow() else _decode_all_with_pillow
-    decode_all(paths, size, images, ok, progress)
+    if _backend_is_tensorflow():  # TensorFlow decodes whatever it is given: oversized files are left to
+        # decode_file below, which refuses them from their header
+        _decode_all_with_tensorflow([p if _pixels(p) <= MAX_PIXELS else "" for p in paths], size, images, ok,
+                                    progress)
+    else:
+        _decode_all_with_pillow(paths, size, images, ok, progress)
     skipped = []
     for i in np.flatnonzero(~ok):  # what TensorFlow cannot read (CMYK JPEGs, WebP), or nobody can
         try:

@@ -26,12 +26,37 @@ from kd_keras.errors import UserError
 DEFAULT_STUDENT = "resnet18"
 
 
+MAX_UNCOMPRESSED = 4 * 2**30  # a .keras file unpacking to more than this is refused before it is loaded
+MAX_RATIO = 200  # nor may a member expand more than 200-fold (weights compress to about 1.1x)
+
+
+def _check_archive(path, what):
+    """Refuses a ``.keras`` zip whose members would unpack to far more than the file (a zip bomb)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{what}: {path} is not a readable .keras file (a zip archive): "
+                        f"{str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__}") from None
+    total = sum(m.file_size for m in members)
+    for m in members:
+        if m.file_size > MAX_RATIO * max(m.compress_size, 1) + 2**20:
+            raise UserError(f"{what}: {path}: {m.filename[:80]!r} would unpack from {m.compress_size} to "
+                            f"{m.file_size} bytes; refused (not a model Keras wrote)")
+    if total > MAX_UNCOMPRESSED:
+        raise UserError(f"{what}: {path} would unpack to {total / 2**30:.1f} GiB, over the {MAX_UNCOMPRESSED // 2**30} "
+                        "GiB limit")
+
+
 def load_model_file(path, what):
     """A Keras model from ``path`` (safe mode, not compiled), or a one-line :class:`UserError`."""
     if not os.path.isfile(path):
         raise UserError(f"{what}: no such file: {path}")
     if not path.endswith(".keras"):
         raise UserError(f"{what}: {path} is not a .keras model file (save one with model.save('name.keras'))")
+    _check_archive(path, what)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except ValueError as e:
