@@ -82,8 +82,8 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
         chosen = dataclasses.replace(chosen, batch_size=batch_size)
     if fine_tune_teacher:
         chosen = dataclasses.replace(chosen, teacher_fine_tune=True)
-    if stop_after is not None and stop_after <= 0:
-        raise UserError(f"--stop-after must be > 0 minutes, got {stop_after}")
+    if stop_after is not None and not (0 < stop_after < float("inf")):  # nan and inf fail too
+        raise UserError(f"--stop-after must be a number of minutes > 0, got {stop_after}")
     deadline = None if stop_after is None else time.time() + 60 * stop_after
     catalog.resolve_weights(weights)
     if student_size is not None and student_size < 32:

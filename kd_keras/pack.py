@@ -30,6 +30,7 @@ from kd_keras.errors import UserError
 
 FORMAT = "kd_keras.pack/1"
 MANIFEST = "pack.json"
+MAX_IMAGE_SIZE = 2048  # a pack's images are the run's input size: 2048 px is already 12 MiB an image
 
 
 def _encode(array, image_format, quality):
@@ -117,10 +118,10 @@ def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", ca
         raise UserError(f"unknown image format {image_format!r}; use webp or jpeg")
     if not 1 <= quality <= 100:
         raise UserError(f"--quality must be in 1..100, got {quality}")
-    if image_size < 8:
-        raise UserError(f"--image-size must be >= 8, got {image_size}")
-    if max_mib <= 0:
-        raise UserError(f"--max-mib must be > 0, got {max_mib}")
+    if not 8 <= image_size <= MAX_IMAGE_SIZE:
+        raise UserError(f"--image-size must be in 8..{MAX_IMAGE_SIZE}, got {image_size}")
+    if not (0 < max_mib < float("inf")):  # nan and inf fail too
+        raise UserError(f"--max-mib must be a number > 0, got {max_mib}")
     source = data.resolve_source(data_dir, cache_dir)
     dataset = data.scan(source)
     out_abs, source_abs = os.path.abspath(out), os.path.abspath(source)

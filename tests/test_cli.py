@@ -43,6 +43,12 @@ BAD = {
     "bad mode": ["student", "--mode", "medium"],
     "bad synthetic spec": ["data", "synthetic:x"],
     "images < 1": ["bench", "--images", "0"],
+    "stop-after nan": ["teacher", "--stop-after", "nan", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "stop-after inf": ["teacher", "--stop-after", "inf", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "max-mib nan": ["pack", "{ok}", "--image-size", "16", "--max-mib", "nan", "--out", "{tmp}/packed",
+                    "--runs-dir", "{runs}"],
+    "pack image size 16384": ["pack", "{ok}", "--image-size", "16384", "--max-mib", "1", "--out", "{tmp}/packed",
+                              "--runs-dir", "{runs}"],
 }
 
 
