@@ -165,9 +165,19 @@ def cached_images(items, size, cache_dir, label="images", log=print):
     paths = [path for path, _ in items]
     os.makedirs(cache_dir, exist_ok=True)
     cache_file = os.path.join(cache_dir, f"images-{_cache_key(paths, size)}.npz")
+    cached = None
     if os.path.exists(cache_file):
-        with np.load(cache_file, allow_pickle=False) as blob:
-            images, kept, skipped = blob["images"], blob["kept"], list(blob["skipped"])
+        try:
+            with np.load(cache_file, allow_pickle=False) as blob:
+                cached = blob["images"], blob["kept"], list(blob["skipped"])
+            if cached[0].shape[1:] != (size, size, 3) or len(cached[0]) != len(cached[1]):
+                raise ValueError(f"arrays of shape {cached[0].shape} and {cached[1].shape}")
+        except Exception as exc:  # noqa: BLE001 - truncated, empty or foreign: decoded again
+            print(f"warning: {cache_file} is damaged ({type(exc).__name__}); decoding {label} again",
+                  file=sys.stderr)
+            cached = None
+    if cached is not None:
+        images, kept, skipped = cached
         log(f"decoding {label}: {len(kept)}/{len(paths)} (cached)")
     else:
         images, kept, skipped = decode_images(paths, size, label, log)

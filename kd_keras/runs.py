@@ -67,9 +67,18 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+class DamagedFileError(UserError):
+    """A run's file that cannot be read back (cut short by a crash or a full disk, or edited)."""
+
+
 def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file; :class:`DamagedFileError` (one line) when it is cut short or not JSON."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DamagedFileError(f"{path} is damaged ({str(exc).splitlines()[0][:80]}); remove it, or its run "
+                               "folder, and run again") from None
 
 
 def save_predictions(path, **arrays):
@@ -83,10 +92,15 @@ def read_history(path):
     if not os.path.exists(path):
         return []
     rows = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            epoch = int(float(row["epoch"]))
-            rows[epoch] = {**{k: float(v) for k, v in row.items() if v not in ("", None)}, "epoch": epoch}
+    try:
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                epoch = int(float(row["epoch"]))
+                rows[epoch] = {**{k: float(v) for k, v in row.items() if k is not None and v not in ("", None)},
+                               "epoch": epoch}
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise DamagedFileError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:60]}); remove it, or its run "
+                               "folder, and run again") from None
     return [rows[e] for e in sorted(rows)]
 
 
@@ -97,7 +111,7 @@ def is_complete(run_dir):
         return False
     try:
         return isinstance(read_json(path), dict)
-    except (OSError, ValueError):
+    except (OSError, DamagedFileError):
         return False  # truncated: the run is done again
 
 

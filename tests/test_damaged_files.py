@@ -1,0 +1,40 @@
+"""Run and cache files cut short by a crash or a full disk: one error line, or rebuilt."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kd_keras import input_pipeline, runs
+
+
+def test_a_truncated_json_file_is_one_damaged_file_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"name": "teacher", "pres')
+    with pytest.raises(runs.DamagedFileError, match="config.json is damaged") as info:
+        runs.read_json(str(tmp_path / "config.json"))
+    assert "\n" not in str(info.value)
+
+
+def test_a_garbled_history_is_one_damaged_file_error(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\nx\x00y,zz\n")
+    with pytest.raises(runs.DamagedFileError, match="history.csv is damaged"):
+        runs.read_history(str(tmp_path / "history.csv"))
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really", None])
+def test_a_damaged_image_cache_is_decoded_again(tmp_path, damage, capsys):
+    paths = []
+    for k in range(3):
+        Image.fromarray(np.full((20, 20, 3), 40 * k, "uint8")).save(tmp_path / f"{k}.png")
+        paths.append((str(tmp_path / f"{k}.png"), k % 2))
+    cache = tmp_path / "cache"
+    first = input_pipeline.cached_images(paths, 8, str(cache), log=lambda *_: None)
+    (cache_file,) = list(cache.glob("images-*.npz"))
+    if damage is None:  # a valid file of the wrong shape
+        np.savez(cache_file, images=np.zeros((3, 4, 4, 3), "uint8"), kept=np.arange(3), skipped=np.array([], str))
+    else:
+        cache_file.write_bytes(damage)
+    again = input_pipeline.cached_images(paths, 8, str(cache), log=lambda *_: None)
+    np.testing.assert_array_equal(again[0], first[0])
+    assert "is damaged" in capsys.readouterr().err
+    third = input_pipeline.cached_images(paths, 8, str(cache), log=lambda *_: None)  # rewritten whole
+    np.testing.assert_array_equal(third[0], first[0])
