@@ -3,6 +3,7 @@
 Every problem with the user's input ends in one line, ``error: ...``, and exit code 2.
 """
 
+import errno
 import json
 import os
 import sys
@@ -402,6 +403,30 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("error: interrupted; run the same command again to resume", err=True)
         sys.exit(130)
+    except OSError as exc:
+        reason = _disk_problem(exc)
+        if reason is None:
+            raise
+        click.echo(f"error: {reason}", err=True)
+        sys.exit(2)
+
+
+_DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
+
+
+def _disk_problem(exc):
+    """A one-line reason for a full, read-only or forbidden disk, or None for any other OSError."""
+    text = str(exc)
+    found = _DISK_ERRNOS.get(exc.errno) or next(
+        (why for why in _DISK_ERRNOS.values() if why in text.lower()), None)
+    if found is None and "errno = 28" in text:  # h5py's wording of ENOSPC
+        found = _DISK_ERRNOS[errno.ENOSPC]
+    if found is None:
+        return None
+    where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+    return (f"{found}{where}; free space or choose another --runs-dir, then run the same command again "
+            "(finished epochs and runs are kept)")
 
 
 if __name__ == "__main__":

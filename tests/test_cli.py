@@ -136,3 +136,28 @@ def test_input_errors_are_answered_before_tensorflow_loads(tmp_path):
     assert done.stdout.strip() == "False"
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 5 and all(line.startswith("error: ") for line in lines), lines
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device", "runs/x/model.keras"),
+                                   OSError("Unable to create file (file write failed: errno = 28)"),
+                                   PermissionError(13, "Permission denied", "/readonly/runs")])
+def test_a_full_or_forbidden_disk_is_one_error_line(error, capsys, monkeypatch):
+    from kd_keras import cli
+
+    def report(**_):
+        raise error
+
+    monkeypatch.setattr(cli.report_command, "callback", report)
+    code, _, err = run_cli(capsys, "report", "--runs-dir", "runs")
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "run the same command" in err
+
+
+def test_other_os_errors_are_not_hidden(capsys, monkeypatch):
+    from kd_keras import cli
+
+    def report(**_):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(cli.report_command, "callback", report)
+    with pytest.raises(OSError):
+        cli.main(["report"])
