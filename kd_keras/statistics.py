@@ -154,9 +154,12 @@ class Comparison:
             return 0.0 if self.mean < threshold else 1.0
         return t_cdf((self.mean - threshold) / self.se, self.dof)
 
-    def text(self, scale=100.0, unit=" pts", digits=2, mcnemar=True):
-        """``+1.20 pts [−0.40, +2.80] (n=3 seeds)``, then the per-seed McNemar p-values."""
-        f = lambda v: f"{v * scale:+.{digits}f}"  # noqa: E731
+    def text(self, scale=100.0, unit=" pts", digits=2, mcnemar=True, signed=True):
+        """``+1.20 pts [−0.40, +2.80] (n=3 seeds)``, then the per-seed McNemar p-values.
+
+        ``signed=False`` for a ratio or a level rather than a difference: ``2.41x [2.30, 2.52]``.
+        """
+        f = lambda v: f"{v * scale:{'+' if signed else ''}.{digits}f}"  # noqa: E731
         interval = (f" [{f(self.low)}, {f(self.high)}]" if self.low is not None
                     else f" [no interval: one {self.unit}]")
         out = f"{f(self.mean)}{unit}{interval} (n={self.n} {self.unit}{'' if self.n == 1 else 's'})"

@@ -18,6 +18,10 @@ TWICE_AS_FAST = ('The classic student reached its best values at epoch 86, the h
                  '("practically twice as fast").')
 
 
+def _replicates(n):
+    return f"{n} seed{'s' * (n != 1)}"
+
+
 def _slope_of(kind, split):
     def value(_, found):
         ys = [accuracy(chain_run(kind, k), split)(found) for k in range(GENERATIONS + 1)]
@@ -40,11 +44,12 @@ def recursion_claim(seeds, kind):
     return Claim(f"the {kind} chain's test accuracy falls during recursion, by less than 3 %", RECURSION,
                  "test accuracy of generations 0-6 (0: the student): it falls (least-squares slope below 0) and "
                  "generation 6 keeps more than 97 % of the student's accuracy (3 % read relative to the student's)",
-                 f"{100 * p[0]['test'][0]:.2f} → {100 * p[GENERATIONS]['test'][0]:.2f} % ({100 * drop:+.1f} % relative)",
+                 f"{100 * p[0]['test'][0]:.2f} → {100 * p[GENERATIONS]['test'][0]:.2f} % "
+                 f"({100 * drop:+.1f} % relative)",
                  "; ".join(texts),
                  "holds if the slope's interval lies below 0 and the ratio's above −3 %; does not hold if Holm's "
                  "step-down over the 2 parts finds one on the wrong side (family-wise 2.5 %); else cannot tell",
-                 st.verdict(parts), f"{min(falls.n, kept.n)} seeds")
+                 st.verdict(parts), _replicates(min(falls.n, kept.n)))
 
 
 def hard_flat_claim(seeds):
@@ -123,9 +128,10 @@ def twice_as_fast_claim(seeds):
     return Claim("the hard student reaches its best valid accuracy practically twice as fast as the classic",
                  TWICE_AS_FAST, "the classic's best-validation epoch over the hard student's, per seed: a ratio of "
                  "at least 1.5 (the paper's 86/47 = 1.83 is its 'practically twice')",
-                 "epoch 86 / epoch 47 = 1.83", f"classic / hard best epoch {c.text(scale=1, unit='x')}{note}",
+                 "epoch 86 / epoch 47 = 1.83",
+                 f"classic / hard best epoch {c.text(scale=1, unit='x', signed=False)}{note}",
                  "holds if the interval lies above 1.5; does not hold if wholly below; else cannot tell, and cannot "
-                 "tell when a best epoch at the last epoch could reverse the verdict", verdict, f"{c.n} seeds")
+                 "tell when a best epoch at the last epoch could reverse the verdict", verdict, _replicates(c.n))
 
 
 def orderings_observed(seeds):

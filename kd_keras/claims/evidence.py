@@ -52,9 +52,13 @@ def parts_rule(n_parts, side, threshold_text):
             f"step-down over the {n_parts} parts finds one {wrong} it (family-wise 2.5 %); else cannot tell")
 
 
-def weakest(parts, labels):
-    """The label and part whose support is weakest (largest p-value), for the ``ours`` cell."""
-    i = max(range(len(parts)), key=lambda k: parts[k].p_support())
+def deciding(parts, labels, verdict):
+    """The label and part the ``ours`` cell shows: the most contradicting part of a claim that does
+    not hold, else the part whose support is weakest (largest p-value)."""
+    if verdict == st.FAILS:
+        i = min(range(len(parts)), key=lambda k: parts[k].p_contradict())
+    else:
+        i = max(range(len(parts)), key=lambda k: parts[k].p_support())
     return labels[i], parts[i]
 
 
@@ -62,13 +66,15 @@ def make_claim(claim, quote, reading, paper, parts, labels, side, threshold_text
     """A :class:`Claim` from its ``parts`` (:class:`kd_keras.statistics.Part`), or None when a part is missing."""
     if not parts or any(p is None or p.comparison is None for p in parts):
         return None
-    label, part = weakest(parts, labels)
+    verdict = st.verdict(parts)
+    label, part = deciding(parts, labels, verdict)
     text = text or (lambda c: c.text())
-    where = f"{label}: " if len(parts) == 1 else f"weakest of {len(parts)} parts, {label}: "
+    which = "most contradicting" if verdict == st.FAILS else "weakest"
+    where = f"{label}: " if len(parts) == 1 else f"{which} of {len(parts)} parts, {label}: "
     n = min(p.comparison.n for p in parts)
     unit = parts[0].comparison.unit
     return Claim(claim, quote, reading, paper, where + text(part.comparison) + extra,
-                 parts_rule(len(parts), side, threshold_text), st.verdict(parts), f"{n} {unit}{'s' * (n != 1)}")
+                 parts_rule(len(parts), side, threshold_text), verdict, f"{n} {unit}{'s' * (n != 1)}")
 
 
 # --- per-seed evidence --------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def confident_claim(seeds):
         "the share of predictions in [0, 0.05) and [0.95, 1], for the teacher and the three students on train, "
         f"valid and test (12 parts): at least {100 * CONFIDENT:.0f} %",
         f"lowest {100 * lowest[0]:.1f} % ({lowest[1]}, {lowest[2]})", parts, labels, "above",
-        f"{100 * CONFIDENT:.0f} %", text=lambda c: c.text(unit=" %"))
+        f"{100 * CONFIDENT:.0f} %", text=lambda c: c.text(unit=" %", signed=False))
 
 
 def teacher_most_claim(seeds):

@@ -97,7 +97,8 @@ def curve_claims(datasets):
         elif histories:
             rows.append(Claim("weather: cosine's valid loss rises after epoch 8", CURVES,
                               f"needs more than {RISE_AFTER} epochs", "Fig. 6 (a)", f"the runs train {epochs} epochs",
-                              "cannot be judged at this scale", st.UNSURE, f"{len(histories)} seeds"))
+                              "cannot be judged at this scale", st.UNSURE,
+                              f"{len(histories)} seed{'s' * (len(histories) != 1)}"))
     fruits = datasets.get("fruits", {})
     if "cosine" in fruits and {"softmax", "am-softmax"} <= set(fruits):
         def final_train_accuracy(by_seed):

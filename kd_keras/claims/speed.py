@@ -39,6 +39,7 @@ def speedup_claim(seeds):
         "mean seconds per image, ResNet-50 over ResNet-18, at batch size 1 with reading, decoding and resizing "
         f"timed (as the paper's whole-test-set times): 'about 5' read as {low:.2f} to {high:.2f} (4.95 ± 20 %); "
         f"on {'; '.join(sorted(processors))}",
-        f"{paper.SPEEDUP}x", f"{ratio.text(scale=1, unit='x', mcnemar=False)}, pooled over {len(seeds)} seeds' timing runs",
+        f"{paper.SPEEDUP}x",
+        f"{ratio.text(scale=1, unit='x', mcnemar=False, signed=False)}, pooled over {len(seeds)} seeds' timing runs",
         f"holds if the interval lies inside {low:.2f}-{high:.2f}; does not hold if it lies wholly outside; "
         "else cannot tell", verdict([part]), f"{ratio.n} images")
