@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from kd_keras import data, input_pipeline, losses, models, provenance, runs
+from kd_keras.errors import UserError
 from kd_keras.layers import lsoftmax_logits
 
 
@@ -82,6 +83,7 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
             for seed in seeds:
                 run_dir = os.path.join(runs_dir, f"losses-{preset.name}", dataset.name, loss_name, f"seed{seed}")
                 run_dirs.append(run_dir)
+                _check_settings(run_dir, _settings(dataset, loss_name, seed, preset, backbone, weights))
                 if runs.is_complete(run_dir):
                     log(f"{run_dir}: done, reused")
                     continue
@@ -92,14 +94,34 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
     return run_dirs
 
 
+def _settings(dataset, loss_name, seed, preset, backbone, weights):
+    """What makes a loss-study run: compared with a run folder's ``config.json`` before it is reused."""
+    return {"kind": "loss", "dataset": dataset.name, "loss": loss_name, "seed": seed, "backbone": backbone,
+            "weights": str(weights), "preset": preset.name, "fine_tune": preset.loss_fine_tune,
+            "image_size": preset.loss_image_size, "epochs": preset.loss_epochs, "lr": preset.loss_lr,
+            "batch_size": preset.loss_batch_size, "class_names": dataset.class_names,
+            "train_per_class": preset.loss_train_per_class, "valid_per_class": preset.loss_valid_per_class}
+
+
+def _check_settings(run_dir, settings):
+    """Refuses a run folder made with other settings, as Paper B's runs do (the backend and the code
+    are recorded, not compared; settings added later count as their defaults, None)."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    stored = {k: v for k, v in runs.read_json(path).items() if k not in ("backend", "code")}
+    current = {k: v for k, v in settings.items() if k in stored or v is not None}
+    if stored != current:
+        changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+        raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)}); remove it or use another "
+                        "--runs-dir")
+
+
 def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights, verbose):
     started = time.time()
     os.makedirs(run_dir, exist_ok=True)
     runs.write_json(os.path.join(run_dir, "config.json"), {
-        "kind": "loss", "dataset": dataset.name, "loss": loss_name, "seed": seed, "backbone": backbone,
-        "weights": str(weights), "preset": preset.name, "fine_tune": preset.loss_fine_tune,
-        "image_size": preset.loss_image_size, "epochs": preset.loss_epochs, "lr": preset.loss_lr,
-        "batch_size": preset.loss_batch_size, "class_names": dataset.class_names, "backend": keras.backend.backend(),
+        **_settings(dataset, loss_name, seed, preset, backbone, weights), "backend": keras.backend.backend(),
         "code": provenance.code_version()})
     dataset.save(os.path.join(run_dir, "split.json"))
     keras.utils.set_random_seed(seed)

@@ -230,7 +230,8 @@ def loss_table(preset, datasets, frame):
                   f"Loss functions: valid accuracy after training, {mode} (preset {preset})",
                   ["loss"] + [f"{d} {what}" for d in names for what in ("ours", "thesis", "minus best, pts (95 % interval)")],
                   "Minus best: this loss's valid accuracy minus the best mean loss's, per seed on the same valid "
-                  "images; Student's t interval over seeds with the images' variance added once.")
+                  "images; Student's t interval over the seed x image table (seed, image and interaction each counted "
+                  "once, Welch-Satterthwaite degrees of freedom), conditional on the shared training split.")
     ours = frame[frame["experiment"].str.startswith(f"losses-{preset}/")]
     settings = sorted({f"`{b}` with weights `{w}` at {s} px" for b, w, s in
                        zip(ours["backbone"], ours["weights"], ours["image_size"])})
@@ -269,6 +270,39 @@ def augmented_draws_table(seeds, frame, caption):
     return table
 
 
+def summary_table(kd, loss_runs, frame, claims):
+    """The headline numbers, paper beside ours, and how many claims hold: the README's results table."""
+    verdicts = [row[-2] for row in claims.rows]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("holds", "does not hold", "cannot tell at this scale"))
+    table = Table("summary", "Summary: the papers' headline numbers beside ours",
+                  ["experiment", "result", "paper", "ours (mean ± SD over seeds)", "seeds"],
+                  f"Claims (results/claims.md): {counts}. Ours at the scale of each group's tables (their "
+                  "captions give the images, epochs and backbones).")
+    for group, seeds in kd.items():
+        rows = frame[frame["experiment"] == group]
+        for net, run in NETWORKS.items():
+            accs = frame_values(rows, run, "test", "accuracy")
+            table.add(f"B ({group})", f"{net} test accuracy", f"{paper.KD_TABLE[(net, 'test')][1]:.4f}",
+                      mean_std(accs), len(accs))
+        for kind in ("hard", "soft"):
+            accs = frame_values(rows, f"{kind}-chain-6", "test", "accuracy")
+            table.add(f"B ({group})", f"{kind} chain, generation 6, test accuracy",
+                      f"{paper.CHAINS[kind][6]['test'][0]:.4f}", mean_std(accs), len(accs))
+        timed = _per_seed(seeds, "timing", lambda m: m.get("speedup_end_to_end"))
+        table.add(f"B ({group})", "speed-up of ResNet-18 over ResNet-50, end to end", f"{paper.SPEEDUP:.2f}",
+                  mean_std(timed, 2), len(timed))
+    for preset, datasets in loss_runs.items():
+        for name in sorted(datasets):
+            rows = frame[frame["experiment"] == f"losses-{preset}/{name}"]
+            for loss in sorted(datasets[name]):
+                accs = frame_values(rows, loss, "valid", "accuracy")
+                thesis = paper.LOSS_TABLE.get(loss, {}).get(name.lower().replace("-", "").replace("_", ""))
+                table.add(f"A ({preset}, {'fine-tuned' if _fine_tuned(datasets) else 'frozen'})",
+                          f"{name}: {loss} valid accuracy", "" if thesis is None else f"{thesis:.2f}",
+                          mean_std(accs, 3), len(accs))
+    return table
+
+
 def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=print):
     """Writes every table (Markdown, CSV, LaTeX) and figure; returns the paths written."""
     written = []
@@ -292,6 +326,8 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
     claims = claims_table(kd, loss_runs, paper.LOSS_TABLE)
     if claims.rows:
         written += claims.write(out, latex)
+    if kd or loss_runs:
+        written += summary_table(kd, loss_runs, frame, claims).write(out, latex)
     if not written:
         log(f"no finished runs under {runs_dir}; nothing to report")
     return written

@@ -123,7 +123,7 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     first = report.write_report(runs_dir, str(tmp_path / "a"), str(tmp_path / "fa"), latex=True, log=lambda *_: None)
     report.write_report(runs_dir, str(tmp_path / "b"), str(tmp_path / "fb"), latex=True, log=lambda *_: None)
     tables = [p for p in first if p.endswith((".md", ".csv", ".tex"))]
-    assert len(tables) == 3 * 10 and any(p.endswith("latency.png") for p in first)
+    assert len(tables) == 3 * 11 and any(p.endswith("latency.png") for p in first)
     claims = open(os.path.join(tmp_path, "a", "claims.md")).read()
     # One seed: the claims are listed with their rules, and none gets a verdict either way.
     assert "the soft student is at least as accurate as the classic" in claims
@@ -285,6 +285,14 @@ def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
     assert "Critters ours" in table and "(n=2)" in table and "best" in table and "frozen backbone features" in table
     assert "(n=2 seeds)" in table  # each loss minus the best, paired by seed
     assert any(p.endswith("loss_curves_Critters.png") for p in paths)
+    # Another learning rate on the same runs folder: refused before anything trains, not silently reused.
+    import dataclasses
+
+    from kd_keras import loss_study
+
+    with pytest.raises(UserError, match=r"other settings \(lr\)"):
+        loss_study.study_losses([str(data_dir)], ["softmax"], [0], dataclasses.replace(preset, loss_lr=0.5),
+                                runs_dir=runs_dir, backbone="ResNet50", weights="none", verbose=0)
 
 
 def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
