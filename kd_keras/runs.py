@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import zlib
 
 import keras
@@ -85,6 +86,16 @@ def save_predictions(path, **arrays):
     tmp = f"{path}.{os.getpid()}.tmp.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def read_predictions(path, keys):
+    """The arrays ``keys`` of a run's ``predictions.npz``; :class:`DamagedFileError` when it is cut short."""
+    try:
+        with np.load(path, allow_pickle=False) as blob:
+            return {key: blob[key] for key in keys}
+    except Exception as exc:  # noqa: BLE001 - truncated zips raise zipfile's, zlib's or NumPy's own errors
+        raise DamagedFileError(f"{path} is damaged or incomplete ({type(exc).__name__}); remove its run folder "
+                               "and run again") from None
 
 
 def read_history(path):
@@ -264,7 +275,18 @@ def completed_epochs(run_dir):
     checkpoint = os.path.join(run_dir, "checkpoint")
     _drop_unusable_checkpoint(checkpoint)
     state = os.path.join(checkpoint, "training_metadata.json")
-    return read_json(state)["epoch"] if os.path.exists(state) else 0
+    if not os.path.exists(state):
+        return 0
+    try:
+        epoch = read_json(state)["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise KeyError("epoch")
+    except (DamagedFileError, KeyError, TypeError):
+        print(f"warning: the resume state in {checkpoint} is damaged; starting this run over", file=sys.stderr,
+              flush=True)
+        shutil.rmtree(checkpoint)
+        return 0
+    return epoch
 
 
 def resumed_seed(seed, epochs_done):

@@ -392,7 +392,7 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
 
     teacher_labels = None
     if targets is not None and mode != "classic":
-        parent_predictions = np.load(os.path.join(extra["parent"], "predictions.npz"))
+        parent_predictions = runs.read_predictions(os.path.join(extra["parent"], "predictions.npz"), ["test"])
         teacher_labels = metrics.hard_labels(parent_predictions["test"])
     return _finish(exp, run_dir, predictions, labels, history, extra, started,
                    teacher_labels=teacher_labels, augmented=augmented)
@@ -437,7 +437,7 @@ def _train_student(exp, mode, parent_dir, name, generation):
     size = student.inputs[0].shape[1] or size  # a student file keeps its own input size
     images = load_images(exp, dataset, size)
     labels = class_labels(images, num_classes)
-    targets = np.load(os.path.join(parent_dir, "predictions.npz"))["train"].astype("float32")
+    targets = runs.read_predictions(os.path.join(parent_dir, "predictions.npz"), ["train"])["train"].astype("float32")
     if len(targets) != len(labels["train"]):
         raise UserError(f"{parent_dir} has predictions for {len(targets)} training images, the split has "
                         f"{len(labels['train'])}; re-run the parent")

@@ -38,3 +38,22 @@ def test_a_damaged_image_cache_is_decoded_again(tmp_path, damage, capsys):
     assert "is damaged" in capsys.readouterr().err
     third = input_pipeline.cached_images(paths, 8, str(cache), log=lambda *_: None)  # rewritten whole
     np.testing.assert_array_equal(third[0], first[0])
+
+
+@pytest.mark.parametrize("state", ['{"epoch": ', '{"epoch": "3"}', "[]"])
+def test_a_damaged_resume_state_starts_the_run_over_with_a_warning(tmp_path, state, capsys):
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "training_metadata.json").write_text(state)
+    assert runs.completed_epochs(str(tmp_path)) == 0
+    assert not checkpoint.exists() and "damaged" in capsys.readouterr().err
+
+
+def test_a_truncated_predictions_file_is_one_damaged_file_error(tmp_path):
+    np.savez(tmp_path / "predictions.npz", train=np.arange(1000.0), label_train=np.zeros(1000))
+    raw = (tmp_path / "predictions.npz").read_bytes()
+    (tmp_path / "predictions.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(runs.DamagedFileError, match="predictions.npz is damaged"):
+        runs.read_predictions(str(tmp_path / "predictions.npz"), ["train"])
+    np.savez(tmp_path / "ok.npz", train=np.arange(3.0))
+    np.testing.assert_array_equal(runs.read_predictions(str(tmp_path / "ok.npz"), ["train"])["train"], [0, 1, 2])
