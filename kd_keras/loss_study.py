@@ -45,6 +45,9 @@ def load_dataset(data_dir, preset, cache_dir, seed=0, log=print):
     for split in ("train", "valid"):
         images, labels, kept, _ = input_pipeline.cached_images(
             dataset.splits[split], preset.loss_image_size, cache_dir, label=f"{dataset.name} {split}", log=log)
+        if len(images) == 0:
+            raise UserError(f"{data_dir}: none of the {len(dataset.splits[split])} {split} images could be read "
+                            "(see the warning above for why)")
         loaded[split] = (images, labels, kept)
     dataset.splits = {s: loaded[s][2] for s in loaded}
     return dataset, loaded

@@ -114,6 +114,9 @@ def load_images(exp, dataset, size=None):
     for s in SPLITS:
         images, labels, kept, _ = input_pipeline.cached_images(
             dataset.splits[s], size or exp.preset.image_size, exp.cache_dir, label=s, log=exp.log)
+        if len(images) == 0:
+            raise UserError(f"{exp.data_dir}: none of the {len(dataset.splits[s])} {s} images could be read "
+                            "(see the warning above for why)")
         loaded[s] = (images, labels, kept)
     return loaded
 

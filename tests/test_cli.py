@@ -23,6 +23,10 @@ def folders(tmp_path):
     (tmp_path / "empty").mkdir()
     _folder(tmp_path / "one", ["cats"])
     _folder(tmp_path / "ok", ["cats", "dogs"], per_class=10)
+    for c in ("cats", "dogs"):  # image names, no images in them
+        os.makedirs(tmp_path / "garbage" / c)
+        for i in range(10):
+            (tmp_path / "garbage" / c / f"{i}.jpg").write_bytes(b"not a jpeg " * i)
     return tmp_path
 
 
@@ -43,6 +47,8 @@ BAD = {
     "bad mode": ["student", "--mode", "medium"],
     "bad synthetic spec": ["data", "synthetic:x"],
     "images < 1": ["bench", "--images", "0"],
+    "no readable image": ["teacher", "--preset", "smoke", "--data-dir", "{garbage}", "--weights", "none",
+                          "--runs-dir", "{runs}", "--quiet"],
     "stop-after nan": ["teacher", "--stop-after", "nan", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "stop-after inf": ["teacher", "--stop-after", "inf", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "max-mib nan": ["pack", "{ok}", "--image-size", "16", "--max-mib", "nan", "--out", "{tmp}/packed",
@@ -55,7 +61,7 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_is_one_error_line_and_exit_2(case, folders, capsys):
     names = {"tmp": folders, "ok": folders / "ok", "one": folders / "one", "empty": folders / "empty",
-             "runs": folders / "runs"}
+             "garbage": folders / "garbage", "runs": folders / "runs"}
     before = _tree(folders, skip="runs")
     code, out, err = run_cli(capsys, *[a.format(**names) for a in BAD[case]])
     assert code == 2
