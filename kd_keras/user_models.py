@@ -87,7 +87,11 @@ def check_classes(model, num_classes, what):
 
     Accepted: K units (probabilities), or one unit (a sigmoid) when K = 2.
     """
-    units = model.outputs[0].shape[-1]
+    shape = tuple(model.outputs[0].shape)
+    if len(shape) != 2:  # a map (None, H, W, K) or a sequence: not one answer per image
+        raise UserError(f"{what}: the model's output has shape {shape}; it must be (None, K), one row of class "
+                        "probabilities per image")
+    units = shape[-1]
     if units == num_classes or (num_classes == 2 and units == 1):
         return units
     raise UserError(f"{what}: the model gives {units} output{'s' if units != 1 else ''}, the dataset has "

@@ -134,9 +134,9 @@ def test_replay_on_three_classes_with_a_report(tmp_path, capsys):
     assert split["class_names"] == sorted(TINTS) and set(split["splits"]) == {"train", "valid", "test"}
 
 
-def _user_teacher(path, size, units, activation="softmax", lambda_layer=False, nan=False):
+def _user_teacher(path, size, units, activation="softmax", lambda_layer=False, nan=False, spatial=False):
     inputs = keras.Input((size, size, 3))
-    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    x = inputs if spatial else keras.layers.GlobalAveragePooling2D()(inputs)
     if lambda_layer:
         x = keras.layers.Lambda(lambda t: t * 2.0)(x)
     dense = keras.layers.Dense(units, activation=activation)
@@ -174,7 +174,7 @@ def test_student_from_a_users_softmax_teacher_at_another_input_size(tmp_path, ca
 
 
 @end_to_end
-@pytest.mark.parametrize("case", ["not a model", "wrong outputs", "lambda", "logits", "nan outputs"])
+@pytest.mark.parametrize("case", ["not a model", "wrong outputs", "lambda", "logits", "nan outputs", "a map"])
 def test_bad_teacher_files_are_one_line_and_leave_nothing(tmp_path, capsys, case):
     data_dir = _three_classes(tmp_path / "critters")
     path = tmp_path / "t.keras"
@@ -186,6 +186,8 @@ def test_bad_teacher_files_are_one_line_and_leave_nothing(tmp_path, capsys, case
         _user_teacher(path, 32, 3, lambda_layer=True)
     elif case == "nan outputs":
         _user_teacher(path, 32, 3, nan=True)
+    elif case == "a map":  # (None, 32, 32, 3): per-pixel probabilities
+        _user_teacher(path, 32, 3, spatial=True)
     else:
         _user_teacher(path, 32, 3, activation=None)
     runs_dir = tmp_path / "runs"
