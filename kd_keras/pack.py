@@ -124,7 +124,7 @@ def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", ca
         raise UserError(f"--max-mib must be a number > 0, got {max_mib}")
     source = data.resolve_source(data_dir, cache_dir)
     dataset = data.scan(source)
-    out_abs, source_abs = os.path.abspath(out), os.path.abspath(source)
+    out_abs, source_abs = os.path.realpath(out), os.path.realpath(source)  # through any symlink
     if out_abs == source_abs or out_abs.startswith(source_abs + os.sep):
         raise UserError(f"--out {out} is inside the dataset {data_dir}; nothing is written into a dataset folder")
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):

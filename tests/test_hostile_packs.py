@@ -125,3 +125,19 @@ def test_seeded_fuzz_of_manifests_gives_an_error_or_a_pack_never_a_traceback(san
         except UserError:
             continue
         assert os.path.realpath(found).startswith(os.path.realpath(cache) + os.sep)
+
+
+def test_pack_out_through_a_symlink_into_the_dataset_is_refused(tmp_path):
+    data_dir = tmp_path / "pets"
+    for c in ("cats", "dogs"):
+        (data_dir / c).mkdir(parents=True)
+        for i in range(3):
+            from PIL import Image
+
+            Image.new("RGB", (12, 12), (40 * i, 9, 9)).save(data_dir / c / f"{i}.png")
+    (tmp_path / "link").symlink_to(data_dir)
+    before = _files(data_dir)
+    with pytest.raises(UserError, match="inside the dataset"):
+        pack.pack(str(data_dir), str(tmp_path / "link" / "packed"), 16, 1.0, cache_dir=str(tmp_path / "cache"),
+                  log=lambda *_: None)
+    assert _files(data_dir) == before
