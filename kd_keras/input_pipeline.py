@@ -131,8 +131,11 @@ def decode_images(paths, size, label="images", log=print):
 
     if _backend_is_tensorflow():  # TensorFlow decodes whatever it is given: oversized files are left to
         # decode_file below, which refuses them from their header
-        _decode_all_with_tensorflow([p if _pixels(p) <= MAX_PIXELS else "" for p in paths], size, images, ok,
-                                    progress)
+        from kd_keras.quiet import native_stderr_silenced
+
+        with native_stderr_silenced():  # libjpeg's "Premature end of JPEG file": the file is retried below
+            _decode_all_with_tensorflow([p if _pixels(p) <= MAX_PIXELS else "" for p in paths], size, images, ok,
+                                        progress)
     else:
         _decode_all_with_pillow(paths, size, images, ok, progress)
     skipped = []
