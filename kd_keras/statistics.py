@@ -87,19 +87,41 @@ def t_cdf(t, dof):
     return 1.0 - tail if t > 0 else tail
 
 
+def _t_density(t, dof):
+    return math.exp(math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
+                    - (dof + 1) / 2 * math.log1p(t * t / dof))
+
+
+def _normal_quantile(q):
+    low, high = -40.0, 40.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if 0.5 * math.erfc(-mid / math.sqrt(2)) < q else (low, mid)
+    return (low + high) / 2
+
+
 def t_quantile(q, dof):
-    """The ``q`` quantile (0 < q < 1) of Student's t with ``dof`` degrees of freedom, by bisection."""
+    """The ``q`` quantile (0 < q < 1) of Student's t with ``dof`` degrees of freedom.
+
+    Newton's method on :func:`t_cdf` from the Cornish-Fisher start (normal quantile plus its
+    first two corrections in 1/dof), safeguarded by bisection.
+    """
     if q < 0.5:
         return -t_quantile(1.0 - q, dof)
-    low, high = 0.0, 1.0
+    z = _normal_quantile(q)
+    t = z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+    low, high = 0.0, max(2.0 * t, 1.0)
     while t_cdf(high, dof) < q:
         high *= 2.0
-    for _ in range(200):
-        mid = (low + high) / 2.0
-        low, high = (mid, high) if t_cdf(mid, dof) < q else (low, mid)
-        if high - low < 1e-12 * max(1.0, high):
+    t = min(max(t, low), high)
+    for _ in range(100):
+        error = t_cdf(t, dof) - q
+        if abs(error) < 1e-13:
             break
-    return (low + high) / 2.0
+        low, high = (t, high) if error < 0 else (low, t)
+        step = t - error / _t_density(t, dof)
+        t = step if low < step < high else (low + high) / 2
+    return t
 
 
 def t975(dof):
