@@ -304,7 +304,7 @@ def summary_table(kd, loss_runs, frame, claims):
 
 
 def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=print):
-    """Writes every table (Markdown, CSV, LaTeX) and figure; returns the paths written."""
+    """Writes every table (Markdown, CSV, LaTeX) and figure (none with ``figures_dir=None``); returns the paths."""
     written = []
     frame = load_runs(runs_dir)
     kd, loss_runs = kd_groups(runs_dir), loss_groups(runs_dir)
@@ -319,10 +319,12 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
         if deployed.rows:
             written += deployed.write(os.path.join(out, group), latex)
         timed = [(f"{blob['format']} {blob['quantization']}", t) for _, blob, t in exported if t]
-        written += figures.kd_figures(seeds, os.path.join(figures_dir, group), timed)
+        if figures_dir is not None:
+            written += figures.kd_figures(seeds, os.path.join(figures_dir, group), timed)
     for preset, datasets in loss_runs.items():
         written += loss_table(preset, datasets, frame).write(out, latex)
-        written += figures.loss_figures(datasets, os.path.join(figures_dir, f"losses-{preset}"))
+        if figures_dir is not None:
+            written += figures.loss_figures(datasets, os.path.join(figures_dir, f"losses-{preset}"))
     claims = claims_table(kd, loss_runs, paper.LOSS_TABLE)
     if claims.rows:
         written += claims.write(out, latex)
