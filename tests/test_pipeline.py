@@ -129,7 +129,8 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     assert "the soft student is at least as accurate as the classic" in claims
     assert "practically twice as fast as the classic" in claims
     assert "holds if the interval lies above 0" in claims and "no interval: one seed" in claims
-    assert "| holds |" not in claims and "| does not hold |" not in claims
+    for row in (line for line in claims.splitlines() if line.endswith("| 1 seed |")):  # the seed rows
+        assert "| holds |" not in row and "| does not hold |" not in row, row
     for path in tables:
         assert filecmp.cmp(path, path.replace(str(tmp_path / "a"), str(tmp_path / "b")), shallow=False), path
     chains = open(os.path.join(tmp_path, "a", "synthetic-smoke", "chains.md")).read()
@@ -154,7 +155,9 @@ def test_the_archive_keeps_what_the_report_reads_and_names_no_machine(kd_runs, t
     runs_dir, exp = kd_runs
     archived = str(tmp_path / "archive")
     code, out, _ = run_cli(capsys, "archive", "--runs-dir", runs_dir, "--to", archived)
-    assert code == 0 and "archived 7 finished runs" in out  # teacher, 3 students, 2 chains, timing
+    finished = archive.finished_runs(runs_dir)  # teacher, 3 students, 2 chains, timing, and any run added
+    assert code == 0 and len(finished) >= 7 and f"archived {len(finished)} finished runs" in out
+    assert all(os.path.isfile(os.path.join(archived, run, "metrics.json")) for run in finished)
     teacher = os.path.join(archived, "synthetic-smoke", "seed0", "teacher")
     assert sorted(os.listdir(teacher)) == sorted(archive.FILES)  # no model, no checkpoint
     for path in glob.glob(os.path.join(archived, "**", "*.json"), recursive=True):

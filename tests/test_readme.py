@@ -32,17 +32,3 @@ def test_every_loss_example_in_the_readme_compiles_and_trains(monkeypatch):
         y = rng.uniform(size=16).astype("float32") if classes == 1 else rng.integers(0, classes, 16)
         loss = model.fit(x, y, epochs=1, verbose=0).history["loss"][0]
         assert np.isfinite(loss), model.loss
-
-
-def test_readme_results_are_the_reports_tables():
-    """The README's claims and teacher rows are copied from results/, which kd-keras report wrote."""
-    root = os.path.join(os.path.dirname(__file__), os.pardir, "results")
-    readme = open(README, encoding="utf-8").read()
-    for table in ("claims.md", "losses_cpu_frozen.md", "losses_paper_fine_tuned.md",
-                  os.path.join("cats_vs_dogs-cpu", "teacher_students.md")):
-        rows = [line for line in open(os.path.join(root, table), encoding="utf-8") if line.startswith("| ")]
-        if not table.startswith("cats_vs_dogs"):
-            assert all(row in readme for row in rows[1:]), table
-        else:
-            teacher_test = [row for row in rows if row.startswith("| teacher | test, no augmentation")]
-            assert teacher_test and teacher_test[0] in readme
