@@ -105,3 +105,13 @@ LOSS_TABLE = {
     "softmax": {"weather": 0.97, "fruits": 0.92, "covid19": 0.94},
     "am-softmax": {"weather": 0.97, "fruits": 0.90, "covid19": 0.89},
 }
+
+
+def dataset_key(name):
+    """A dataset folder's name as :data:`LOSS_TABLE` spells it: ``Covid-19`` and ``covid_19`` -> ``covid19``."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def thesis_accuracy(loss, dataset):
+    """Table 4's accuracy of ``loss`` on the dataset folder ``dataset``, or None where the thesis has none."""
+    return LOSS_TABLE.get(loss, {}).get(dataset_key(dataset))

@@ -250,7 +250,7 @@ def loss_table(preset, datasets, frame):
                 versus = "best"
             elif best and acc[loss]:
                 versus = loss_difference(datasets[d][loss], datasets[d][best]).text(unit="", digits=1, mcnemar=False)
-            thesis = paper.LOSS_TABLE.get(loss, {}).get(d.lower().replace("-", "").replace("_", ""))
+            thesis = paper.thesis_accuracy(loss, d)
             cells[loss] += [mean_std(acc[loss], 3), "" if thesis is None else f"{thesis:.2f}", versus]
     for loss in losses_:
         table.add(loss, *cells[loss])
@@ -292,13 +292,13 @@ def summary_table(kd, loss_runs, frame, claims):
         table.add(f"B ({group})", "speed-up of ResNet-18 over ResNet-50, end to end", f"{paper.SPEEDUP:.2f}",
                   mean_std(timed, 2), len(timed))
     for preset, datasets in loss_runs.items():
+        group = f"A ({preset}, {'fine-tuned' if _fine_tuned(datasets) else 'frozen'})"
         for name in sorted(datasets):
             rows = frame[frame["experiment"] == f"losses-{preset}/{name}"]
             for loss in sorted(datasets[name]):
                 accs = frame_values(rows, loss, "valid", "accuracy")
-                thesis = paper.LOSS_TABLE.get(loss, {}).get(name.lower().replace("-", "").replace("_", ""))
-                table.add(f"A ({preset}, {'fine-tuned' if _fine_tuned(datasets) else 'frozen'})",
-                          f"{name}: {loss} valid accuracy", "" if thesis is None else f"{thesis:.2f}",
+                thesis = paper.thesis_accuracy(loss, name)
+                table.add(group, f"{name}: {loss} valid accuracy", "" if thesis is None else f"{thesis:.2f}",
                           mean_std(accs, 3), len(accs))
     return table
 

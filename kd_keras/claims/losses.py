@@ -6,6 +6,7 @@ import numpy as np
 
 from kd_keras import statistics as st
 from kd_keras.claims.evidence import Claim, make_claim, shared_images
+from kd_keras.paper_values import dataset_key
 from kd_keras.runs import read_history
 from kd_keras.statistics import Part
 
@@ -35,10 +36,6 @@ def loss_difference(runs_a, runs_b):
                               [_valid_correct(runs_b[s]) for s in common], shared_images(dirs, "valid"))
 
 
-def _dataset_key(name):
-    return name.lower().replace("-", "").replace("_", "")
-
-
 def table_4_claims(datasets, thesis):
     """Per dataset, is the thesis's best loss (Table 4) also ours?
 
@@ -48,8 +45,8 @@ def table_4_claims(datasets, thesis):
     """
     rows = []
     for name, by_loss in sorted(datasets.items()):
-        theirs = {loss: thesis[loss][_dataset_key(name)] for loss in thesis
-                  if _dataset_key(name) in thesis[loss] and loss in by_loss}
+        theirs = {loss: thesis[loss][dataset_key(name)] for loss in thesis
+                  if dataset_key(name) in thesis[loss] and loss in by_loss}
         if len(theirs) < 2:
             continue
         best = max(theirs, key=theirs.get)
