@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from conftest import run_cli
 from kd_keras.errors import UserError
-from PIL import Image
 
 import kd_keras
 from kd_keras import archive, pipeline, presets, report, train
@@ -191,15 +190,6 @@ def test_a_run_in_use_by_another_process_is_refused_and_then_reused(kd_runs, tmp
     assert train.train_teacher(exp) == exp.run_dir("teacher")  # released: finished, reused
 
 
-def test_a_truncated_metrics_file_is_not_a_finished_run(tmp_path):
-    from kd_keras import runs
-
-    (tmp_path / "metrics.json").write_text('{"eval": {"test": {"accur')
-    assert not runs.is_complete(str(tmp_path))
-    (tmp_path / "metrics.json").write_text('{"eval": {}}')
-    assert runs.is_complete(str(tmp_path))
-
-
 def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
     runs_dir, exp = kd_runs
     frame = report.load_runs(runs_dir)
@@ -251,80 +241,6 @@ def test_export_without_its_runtime_names_the_extra(kd_runs, monkeypatch):
                         if name.startswith("onnxruntime") else real_import(name, *a, **k))
     with pytest.raises(UserError, match=r"pip install 'kd_keras\[deploy\]'"):
         export.export_run(kd_runs[1].run_dir("student-soft"), "onnx")
-
-
-def test_report_on_empty_runs_dir_writes_nothing(tmp_path):
-    assert report.write_report(str(tmp_path), str(tmp_path / "r"), str(tmp_path / "f"), log=lambda *_: None) == []
-
-
-def _uneven_dataset(root):
-    rng = np.random.default_rng(0)
-    for name, count, tint in (("red fox", 30, (200, 80, 40)), ("snowy owl", 12, (230, 230, 240)), ("moss", 20, (40, 160, 60))):
-        for split, n in (("train", count), ("valid", max(4, count // 3))):
-            os.makedirs(root / split / name, exist_ok=True)
-            for i in range(n):
-                pixels = np.clip(rng.normal(tint, 40, (24, 24, 3)), 0, 255).astype("uint8")
-                Image.fromarray(pixels).save(root / split / name / f"{i}.jpg")
-    return root
-
-
-def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
-    data_dir = _uneven_dataset(tmp_path / "Critters")
-    runs_dir = str(tmp_path / "runs")
-    preset = presets.get("smoke")
-    from kd_keras import cli  # as a user runs it
-
-    cli.main(["losses", "--data-dir", str(data_dir), "--loss", "softmax", "--loss", "am-softmax", "--loss",
-              "l-softmax", "--seed", "0", "--seed", "1", "--preset", "smoke", "--backbone", "ResNet50",
-              "--weights", "none", "--runs-dir", runs_dir, "--quiet"])
-    run_dirs = sorted(glob.glob(os.path.join(runs_dir, "losses-smoke", "Critters", "*", "seed*")))
-    assert len(run_dirs) == 6 and all(os.path.exists(os.path.join(d, "metrics.json")) for d in run_dirs)
-    metrics = json.load(open(os.path.join(run_dirs[0], "metrics.json")))
-    predictions = np.load(os.path.join(run_dirs[0], "predictions.npz"))
-    assert metrics["valid_accuracy"] == pytest.approx(np.mean(predictions["predicted"] == predictions["label"]))
-    assert metrics["best"]["epochs"] == preset.loss_epochs
-    paths = report.write_report(runs_dir, str(tmp_path / "results"), str(tmp_path / "figures"), log=lambda *_: None)
-    table = open(os.path.join(tmp_path, "results", "losses_smoke_frozen.md")).read()
-    assert "Critters ours" in table and "(n=2)" in table and "best" in table and "frozen backbone features" in table
-    assert "(n=2 seeds)" in table  # each loss minus the best, paired by seed
-    assert any(p.endswith("loss_curves_Critters.png") for p in paths)
-    # Another learning rate on the same runs folder: refused before anything trains, not silently reused.
-    import dataclasses
-
-    from kd_keras import loss_study
-
-    with pytest.raises(UserError, match=r"other settings \(lr\)"):
-        loss_study.study_losses([str(data_dir)], ["softmax"], [0], dataclasses.replace(preset, loss_lr=0.5),
-                                runs_dir=runs_dir, backbone="ResNet50", weights="none", verbose=0)
-
-
-def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
-    import dataclasses
-
-    preset = dataclasses.replace(presets.get("smoke"), teacher_fine_tune=True, teacher_epochs=1)
-    exp = train.Experiment(preset, "synthetic", str(tmp_path), weights="none", verbose=0)
-    from kd_keras import models
-
-    initial = {}
-    real = models.teacher
-
-    def recording_teacher(*args, **kwargs):
-        model = real(*args, **kwargs)
-        initial["weights"] = [np.array(v) for v in models.teacher_backbone(model).trainable_variables]
-        return model
-
-    monkeypatch.setattr(train.models, "teacher", recording_teacher)
-    run = train.train_teacher(exp)
-    config = json.load(open(os.path.join(run, "config.json")))
-    assert config["fine_tune"] is True and config["normalized_features"] is False
-    trained = keras.models.load_model(os.path.join(run, "model.keras"))
-    after = [np.array(v) for v in models.teacher_backbone(trained).trainable_variables]
-    assert len(after) == len(initial["weights"]) > 10
-    moved = [i for i, (a, b) in enumerate(zip(initial["weights"], after)) if a.shape != b.shape or not np.allclose(a, b)]
-    assert all(initial["weights"][i].shape == after[i].shape for i in range(len(after)))
-    assert len(moved) > len(after) // 2  # the backbone trained, not only the head
-    metrics = json.load(open(os.path.join(run, "metrics.json")))
-    assert metrics["best"]["epochs"] == 1 and "test_augmented" in metrics
 
 
 def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys):
