@@ -189,7 +189,9 @@ def load_lite_weights(model, path, variant=0):
         raise UserError(f"{path} does not fit EfficientNet-Lite{variant}: no {missing[0]} "
                         f"({len(missing)} weights missing)")
     for key, (variable, axes) in mapping.items():
-        value = state[key] if axes is None else state[key].transpose(axes)
+        value = state[key]
+        if axes is not None and value.ndim == len(axes):  # another rank is refused just below
+            value = value.transpose(axes)
         if tuple(value.shape) != tuple(variable.shape):
             raise UserError(f"{path} does not fit EfficientNet-Lite{variant}: {key} has shape "
                             f"{tuple(state[key].shape)}, the model needs {tuple(variable.shape)}")
@@ -226,6 +228,8 @@ def keras_application(name, weights="imagenet", input_shape=(224, 224, 3), pooli
     try:
         network = constructor(include_top=False, weights="imagenet" if weights == "imagenet" else None,
                               input_shape=input_shape, pooling=pooling)
+    except ValueError as exc:  # the network's own limits, e.g. InceptionV3 below 75x75
+        raise UserError(f"backbone {name} at {input_shape[0]} px: {str(exc).splitlines()[0]}") from None
     except Exception:  # Keras raises bare Exception on a failed download
         raise UserError(
             f"ImageNet weights for {name} are not cached in ~/.keras/models and the download "

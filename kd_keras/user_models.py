@@ -60,6 +60,9 @@ def load_model_file(path, what):
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except ValueError as e:
+        if "TFSMLayer" in str(e):
+            raise UserError(f"{what}: {path} wraps an external SavedModel (a TFSMLayer), which safe mode refuses "
+                            "to load; save the Keras model itself, without the TFSMLayer") from None
         if "safe_mode" in str(e) or "unsafe" in str(e).lower() or "lambda" in str(e).lower():
             raise UserError(f"{what}: {path} holds Python code (a Lambda layer), which safe mode refuses to "
                             "run; rebuild the model without it") from None

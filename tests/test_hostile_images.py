@@ -59,3 +59,36 @@ def test_a_keras_zip_bomb_is_refused_before_it_is_loaded(tmp_path):
     (tmp_path / "cut.keras").write_bytes(bomb.read_bytes()[:100])
     with pytest.raises(UserError, match="not a readable .keras file"):
         user_models.load_model_file(str(tmp_path / "cut.keras"), "--teacher-model")
+
+
+def test_a_model_wrapping_a_saved_model_is_named_as_such(tmp_path):
+    # Safe mode refuses a TFSMLayer; the message used to call it a Lambda layer.
+    import json
+    import zipfile
+
+    import keras
+
+    from kd_keras import user_models
+    from kd_keras.errors import UserError
+
+    layers = [{"module": "keras.layers", "class_name": "InputLayer",
+               "config": {"batch_shape": [None, 8, 8, 3], "dtype": "float32", "name": "image"}},
+              {"module": "keras.layers", "class_name": "TFSMLayer", "registered_name": "TFSMLayer",
+               "config": {"filepath": str(tmp_path / "saved"), "call_endpoint": "serve", "name": "wrapped"}}]
+    config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+              "config": {"name": "wrapper", "layers": layers}}
+    with zipfile.ZipFile(tmp_path / "wrapper.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": keras.__version__}))
+    with pytest.raises(UserError, match="wraps an external SavedModel") as info:
+        user_models.load_model_file(str(tmp_path / "wrapper.keras"), "--teacher-model")
+    assert "Lambda" not in str(info.value)
+
+
+def test_a_backbone_below_its_smallest_input_says_so_not_offline():
+    from kd_keras import backbones
+    from kd_keras.errors import UserError
+
+    with pytest.raises(UserError, match=r"InceptionV3 at 32 px: Input size must be at least 75x75") as info:
+        backbones.keras_application("InceptionV3", "none", (32, 32, 3))
+    assert "offline" not in str(info.value)
