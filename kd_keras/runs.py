@@ -151,7 +151,7 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            holder = _lock_holder(fd)
             os.close(fd)
             raise UserError(f"{self.run_dir} is in use by PID {holder}; wait for it to finish or use another "
                             "--runs-dir") from None
@@ -173,6 +173,19 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def _lock_holder(fd, tries=20):
+    """The PID the lock's holder wrote into it; it writes just after it locks, so an empty file is
+    read again for up to a second."""
+    import time
+
+    for _ in range(tries):
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if holder:
+            return holder
+        time.sleep(0.05)
+    return "?"
 
 
 class RunMonitor(keras.callbacks.Callback):
@@ -200,6 +213,13 @@ class RunMonitor(keras.callbacks.Callback):
         self.best = max(values) if values and os.path.exists(self.best_path) else -math.inf
         self.epoch = 0
 
+    def start_over(self):
+        """Forgets the earlier attempts' epochs and best model: the run trains from its first epoch."""
+        for path in (self.history_path, self.best_path):
+            if os.path.exists(path):
+                os.remove(path)
+        self.rows, self.best = [], -math.inf
+
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
@@ -224,6 +244,45 @@ class RunMonitor(keras.callbacks.Callback):
         write_text(self.history_path, "\n".join(lines) + "\n")
 
 
+class RestoreOrStartOver(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore``, except that a resume state it cannot load starts the run over.
+
+    Keras falls back to the previous state only on an ``OSError``. A state cut short by a full
+    disk can still open and then fail to load (variables missing or mis-shaped), and every
+    rerun would die restoring it. Here any failure puts back the weights and optimizer state
+    the run started with, removes the state and the earlier attempts' history and best model
+    (through ``monitor``), and says so on stderr: the run then trains from its first epoch.
+
+    Args:
+        backup_dir: the run's ``checkpoint`` folder.
+        monitor: the run's :class:`RunMonitor`, which forgets its earlier epochs.
+    """
+
+    def __init__(self, backup_dir, monitor):
+        super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+        self.monitor = monitor
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._weights_path) and not os.path.exists(self._prev_weights_path):
+            return super().on_train_begin(logs)  # a fresh run: nothing to restore
+        model, optimizer = self.model, self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        variables = list(model.variables) + (list(optimizer.variables) if optimizer is not None else [])
+        initial = [keras.ops.convert_to_numpy(v) for v in variables]
+        try:
+            super().on_train_begin(logs)
+        except Exception as exc:  # noqa: BLE001 - h5py's, Keras's and NumPy's errors for a state cut short
+            for variable, value in zip(variables, initial):
+                variable.assign(value)
+            model._initial_epoch = None
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+            self.monitor.start_over()
+            reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+            print(f"warning: the resume state in {self.backup_dir} cannot be loaded ({reason}); this run starts "
+                  "over from its first epoch", file=sys.stderr, flush=True)
+
+
 def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, deadline=None, tensorboard=False):
     """``model.fit`` that resumes from the last completed epoch after any crash.
 
@@ -242,6 +301,7 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
 
     Returns the history rows of all epochs, including those of earlier attempts.
     """
+    os.makedirs(run_dir, exist_ok=True)
     checkpoint = os.path.join(run_dir, "checkpoint")
     done = completed_epochs(run_dir)
     if done:
@@ -250,8 +310,8 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
         train = train(done)
     # double_checkpoint keeps the previous state, used when a kill cut the latest one short;
     # the state is removed here once the run is complete, not by Keras when fit stops early.
-    backup = keras.callbacks.BackupAndRestore(checkpoint, double_checkpoint=True, delete_checkpoint=False)
-    callbacks = [RunMonitor(run_dir, save_best), backup]
+    monitor = RunMonitor(run_dir, save_best)
+    callbacks = [monitor, RestoreOrStartOver(checkpoint, monitor)]
     stop = Deadline(deadline) if deadline is not None else None
     if stop is not None:
         callbacks.append(stop)

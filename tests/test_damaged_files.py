@@ -1,5 +1,7 @@
 """Run and cache files cut short by a crash or a full disk: one error line, or rebuilt."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -57,3 +59,48 @@ def test_a_truncated_predictions_file_is_one_damaged_file_error(tmp_path):
         runs.read_predictions(str(tmp_path / "predictions.npz"), ["train"])
     np.savez(tmp_path / "ok.npz", train=np.arange(3.0))
     np.testing.assert_array_equal(runs.read_predictions(str(tmp_path / "ok.npz"), ["train"])["train"], [0, 1, 2])
+
+
+def _fit(run_dir, init_seed, epochs, deadline=None):
+    """A tiny model trained by ``fit_resumable`` on fixed batches; its weights afterwards."""
+    import keras
+    from conftest import tiny_student
+
+    from kd_keras import input_pipeline
+
+    keras.utils.set_random_seed(init_seed)
+    model = tiny_student((8, 8, 3))
+    model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).uniform(0, 1, (32, 8, 8, 3)).astype("float32")
+    y = (np.arange(32) % 2).astype("float32")
+    data = input_pipeline.ArrayBatches(x, y, 8, shuffle=True, seed=1)
+    valid = input_pipeline.ArrayBatches(x, y, 8)
+    runs.fit_resumable(model, data, valid, epochs, str(run_dir), model.save, verbose=0, deadline=deadline)
+    return [np.array(v) for v in model.weights]
+
+
+def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_path, capsys):
+    # A full disk can cut the state short after it was opened: h5py still opens the file, but
+    # loading it fails (here: the weights of another network), and every rerun died restoring it.
+    import time
+
+    import h5py
+    import keras
+
+    with pytest.raises(runs.DeadlineReached):
+        _fit(tmp_path / "run", 0, 3, deadline=time.time())  # stops after epoch 1, its state kept
+    checkpoint = tmp_path / "run" / "checkpoint"
+    assert runs.completed_epochs(str(tmp_path / "run")) == 1
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        other.save_weights(str(checkpoint / "other.weights.h5"))
+        os.replace(checkpoint / "other.weights.h5", checkpoint / name)
+        with h5py.File(checkpoint / name, "r"):
+            pass  # it opens
+    capsys.readouterr()
+    resumed = _fit(tmp_path / "run", 5, 3)  # another initialisation, which the restart must keep
+    assert "cannot be loaded" in capsys.readouterr().err
+    assert [r["epoch"] for r in runs.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
+    fresh = _fit(tmp_path / "fresh", 5, 3)  # the same run, never interrupted
+    for a, b in zip(resumed, fresh):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -58,6 +58,24 @@ def test_sigkill_then_same_command_resumes_and_completes(tmp_path):
     assert json.load(open(os.path.join(_student_dir(tmp_path), "metrics.json")))["best"]["epochs"] == 6
 
 
+def test_two_identical_teacher_commands_at_once_one_trains_and_the_other_is_told(tmp_path):
+    # Before the run lock, both wrote model.tmp.keras and left a model.keras no rerun could open.
+    kd_keras = os.path.join(os.path.dirname(sys.executable), "kd-keras")
+    command = [kd_keras, "teacher", "--preset", "smoke", "--weights", "none", "--runs-dir", str(tmp_path),
+               "--quiet"]
+    twins = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in twins)
+    assert [code for code, _ in results] == [0, 2], results
+    refused = results[1][1].strip().splitlines()
+    assert len(refused) == 1 and refused[0].startswith("error: ") and "is in use by PID" in refused[0]
+    assert "PID ?" not in refused[0]  # the holder's PID, read even when both started together
+    run = os.path.join(tmp_path, "synthetic-smoke", "seed0", "teacher")
+    assert runs.is_complete(run) and keras.models.load_model(os.path.join(run, "model.keras")) is not None
+    third = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and third.stdout.strip().endswith("teacher"), third.stderr[-2000:]
+    assert not [f for f in os.listdir(run) if ".tmp" in f]  # no temporary model left behind
+
+
 def test_deterministic_runs_give_identical_metrics(tmp_path):
     results = []
     for attempt in ("a", "b"):
