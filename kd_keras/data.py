@@ -182,6 +182,10 @@ def split(dataset, seed=0, need=("train", "valid", "test")):
     15 % of train to valid and keeps its test; a missing test split is cut from valid, half and half.
     """
     splits = dict(dataset.splits)
+    if "train" not in splits and "all" not in splits:
+        raise UserError(f"{dataset.name} has {' and '.join(sorted(splits))} folders but no train folder; add "
+                        "train/<class>/ images, or put the class folders at the top to have them split")
+    given = set(splits) & set(need)  # the folder's own splits; the others are cut here
     if "valid" in need and "valid" not in splits:
         source = splits.pop("all", None) or splits.pop("train")
         cut_test = "test" in need and "test" not in splits  # a folder's own test split is kept as given
@@ -194,7 +198,26 @@ def split(dataset, seed=0, need=("train", "valid", "test")):
     for name, items in splits.items():
         if not items:
             raise UserError(f"the {name} split of {dataset.name} is empty")
+    _check_every_class_in_every_split(dataset, splits, given)
     return Dataset(dataset.name, dataset.class_names, splits)
+
+
+def _check_every_class_in_every_split(dataset, splits, given):
+    """A class absent from a split cut here (too few images) is an error; from a folder's own split, a warning."""
+    import sys
+
+    present = {name: {label for _, label in items} for name, items in splits.items()}
+    for label, class_name in enumerate(dataset.class_names):
+        missing = [name for name in splits if label not in present[name]]
+        if not missing:
+            continue
+        total = sum(1 for items in dataset.splits.values() for _, y in items if y == label)
+        if "train" in missing or set(missing) - given:
+            raise UserError(f"class {class_name!r} of {dataset.name} has {total} image{'s' if total != 1 else ''}: "
+                            f"too few to give the {' and '.join(missing)} split{'s' if len(missing) > 1 else ''} "
+                            "one (add images, or give the folder its own train/valid/test split)")
+        print(f"warning: class {class_name!r} has no images in the {' and '.join(missing)} split of "
+              f"{dataset.name}; its accuracy there cannot be measured", file=sys.stderr)
 
 
 def subsample(dataset, limits, seed=0):

@@ -23,6 +23,10 @@ def folders(tmp_path):
     (tmp_path / "empty").mkdir()
     _folder(tmp_path / "one", ["cats"])
     _folder(tmp_path / "ok", ["cats", "dogs"], per_class=10)
+    _folder(tmp_path / "no-train" / "valid", ["cats", "dogs"])
+    _folder(tmp_path / "no-train" / "test", ["cats", "dogs"])
+    _folder(tmp_path / "lopsided", ["cats"], per_class=10)
+    _folder(tmp_path / "lopsided", ["dogs"], per_class=1)
     for c in ("cats", "dogs"):  # image names, no images in them
         os.makedirs(tmp_path / "garbage" / c)
         for i in range(10):
@@ -38,6 +42,10 @@ BAD = {
     "batch size < 1": ["teacher", "--batch-size", "0", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "missing data folder": ["data", "{tmp}/nope"],
     "empty data folder": ["data", "{empty}"],
+    "a class with one image": ["teacher", "--preset", "smoke", "--data-dir", "{lopsided}", "--weights", "none",
+                               "--runs-dir", "{runs}"],
+    "split folders without train": ["losses", "--preset", "smoke", "--data-dir", "{tmp}/no-train", "--weights",
+                                    "none", "--runs-dir", "{runs}"],
     "one class": ["teacher", "--preset", "smoke", "--data-dir", "{one}", "--weights", "none", "--runs-dir", "{runs}"],
     "missing teacher run": ["student", "--mode", "hard", "--teacher", "{tmp}/no-run", "--preset", "smoke",
                             "--runs-dir", "{runs}"],
@@ -61,7 +69,7 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_is_one_error_line_and_exit_2(case, folders, capsys):
     names = {"tmp": folders, "ok": folders / "ok", "one": folders / "one", "empty": folders / "empty",
-             "garbage": folders / "garbage", "runs": folders / "runs"}
+             "garbage": folders / "garbage", "runs": folders / "runs", "lopsided": folders / "lopsided"}
     before = _tree(folders, skip="runs")
     code, out, err = run_cli(capsys, *[a.format(**names) for a in BAD[case]])
     assert code == 2
@@ -69,6 +77,8 @@ def test_bad_input_is_one_error_line_and_exit_2(case, folders, capsys):
     assert lines[-1].startswith("error: ") and "Traceback" not in err, err
     if case == "missing weights file":
         assert "weights file not found" in lines[-1]
+    if case == "a class with one image":
+        assert "class 'dogs' of lopsided has 1 image: too few" in lines[-1]
     assert _tree(folders, skip="runs") == before  # nothing written into (or removed from) the datasets
 
 
