@@ -137,3 +137,12 @@ def test_unknown_backbones_are_user_errors():
         backbones.check_name("efficientnet-lite7")
     with pytest.raises(UserError, match="unknown backbone"):
         backbones.check_name("ResNet999")
+
+
+def test_a_checkpoint_value_of_another_rank_does_not_fit(tmp_path, monkeypatch):
+    # A convolution kernel stored as a vector: transposing it raised NumPy's "axes don't match array".
+    state = checkpoints.read_legacy_torch(backbones.lite_checkpoint(0))
+    state["_conv_stem.weight"] = state["_conv_stem.weight"].reshape(-1)
+    monkeypatch.setattr(checkpoints, "read_legacy_torch", lambda path: state)
+    with pytest.raises(UserError, match=r"_conv_stem.weight has shape \(864,\)"):
+        backbones.efficientnet_lite(0, backbones.lite_checkpoint(0), input_shape=(64, 64, 3))

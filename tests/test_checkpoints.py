@@ -225,3 +225,33 @@ def test_a_pickle_is_scanned_before_the_unpickler_allocates(tmp_path, payload):
     path.write_bytes(payload)
     with pytest.raises(checkpoints.CheckpointFormatError):
         checkpoints.read_legacy_torch(path)
+
+
+def test_files_of_a_few_bytes_cost_no_more_than_a_few_hundred_mib(tmp_path, fake_torch):
+    # Before: 400 entries viewing one 4 MiB storage peaked at 2.3 GB, and a 100-byte file with one
+    # LONG_BINPUT of 2**27 made the C unpickler zero-fill a 2.8 GB memo, each before its error.
+    files = {"memo": str(tmp_path / "memo.pth"), "string": str(tmp_path / "string.pth"),
+             "views": str(tmp_path / "views.pth")}
+    open(files["memo"], "wb").write(b"\x80\x02Nr\x00\x00\x00\x08.")
+    open(files["string"], "wb").write(b"\x80\x02X\xff\xff\xff\x7fabc.")
+    tensors = {f"t{k}": ("0", 0, (2**20,), (1,)) for k in range(400)}
+    write(files["views"], fake_torch, tensors, {"0": np.ones(2**20)})
+    script = """
+import json, resource, sys
+sys.argv[0] = "kd-keras"  # kd_keras imports nothing heavy at first then
+from kd_keras import checkpoints
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+refused = {}
+for name, path in json.loads(sys.argv[1]).items():
+    try:
+        checkpoints.read_legacy_torch(path)
+    except checkpoints.CheckpointFormatError as exc:
+        refused[name] = str(exc)
+print(json.dumps({"refused": refused, "peak_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024}))
+"""
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(files)], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(result["refused"]) == sorted(files)
+    assert result["peak_mib"] < 300, result  # the 4 MiB storage itself, read once, and the reader
