@@ -55,13 +55,29 @@ def check_deadline(deadline, where="before the next run"):
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
+def replace_atomically(path, write, suffix=".tmp"):
+    """``write(tmp)`` into a temporary file of this process, then renamed to ``path``.
+
+    Readers never see half a file, and a failed write (a full disk) leaves no partial file.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}{suffix}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_text(path, text):
     """Writes ``text`` through a temporary file and a rename, so readers never see half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+
+    replace_atomically(path, write)
 
 
 def write_json(path, obj):
@@ -83,9 +99,7 @@ def read_json(path):
 
 
 def save_predictions(path, **arrays):
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
 
 
 def read_predictions(path, keys):
@@ -238,20 +252,23 @@ class RunMonitor(keras.callbacks.Callback):
         lines = [",".join(fields)] + [",".join(repr(r[f]) if f in r else "" for f in fields) for r in self.rows]
         if self.monitor in logs and logs[self.monitor] > self.best:
             self.best = logs[self.monitor]
-            tmp = os.path.join(self.run_dir, f"model.{os.getpid()}.tmp.keras")
-            self.save_best(tmp)
-            os.replace(tmp, self.best_path)
+            replace_atomically(self.best_path, self.save_best, suffix=".tmp.keras")
         write_text(self.history_path, "\n".join(lines) + "\n")
 
 
-class RestoreOrStartOver(keras.callbacks.BackupAndRestore):
-    """Keras's ``BackupAndRestore``, except that a resume state it cannot load starts the run over.
+class ResumeState(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore``, made safe against full disks and states cut short.
 
-    Keras falls back to the previous state only on an ``OSError``. A state cut short by a full
-    disk can still open and then fail to load (variables missing or mis-shaped), and every
-    rerun would die restoring it. Here any failure puts back the weights and optimizer state
-    the run started with, removes the state and the earlier attempts' history and best model
-    (through ``monitor``), and says so on stderr: the run then trains from its first epoch.
+    - **Restore:** Keras falls back to the previous state only on an ``OSError``. A state cut
+      short by a full disk can still open and then fail to load (variables missing or
+      mis-shaped), and every rerun would die restoring it. Here any failure puts back the
+      weights and optimizer state the run started with, removes the state and the earlier
+      attempts' history and best model (through ``monitor``), and says so on stderr: the run
+      then trains from its first epoch.
+    - **Save:** HDF5 crashes the process (a segmentation fault) when the disk fills while it
+      writes. So before each save the free space is checked against the state's size, and a
+      disk without room is an ``ENOSPC`` ``OSError`` (one line from the CLI) with the
+      previous epoch's state still whole.
 
     Args:
         backup_dir: the run's ``checkpoint`` folder.
@@ -282,6 +299,28 @@ class RestoreOrStartOver(keras.callbacks.BackupAndRestore):
             print(f"warning: the resume state in {self.backup_dir} cannot be loaded ({reason}); this run starts "
                   "over from its first epoch", file=sys.stderr, flush=True)
 
+    def _save_model(self):
+        variables = list(self.model.variables)
+        if self.model.optimizer is not None:
+            variables += list(self.model.optimizer.variables)
+        # Values, plus HDF5's few KiB of metadata per variable. The old .bkp's room is reused.
+        needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize + 4096 for v in variables) + 2**20
+        if os.path.exists(self._prev_weights_path):
+            needed -= os.path.getsize(self._prev_weights_path)
+        os.makedirs(self.backup_dir, exist_ok=True)
+        check_free_space(self.backup_dir, needed)
+        super()._save_model()
+
+
+def check_free_space(folder, needed):
+    """Raises ``OSError(ENOSPC)`` naming ``folder`` when its disk has less than ``needed`` bytes free."""
+    import errno
+
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: {needed / 2**20:.0f} MiB needed, "
+                                    f"{free / 2**20:.0f} MiB free", folder)
+
 
 def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, deadline=None, tensorboard=False):
     """``model.fit`` that resumes from the last completed epoch after any crash.
@@ -311,7 +350,7 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     # double_checkpoint keeps the previous state, used when a kill cut the latest one short;
     # the state is removed here once the run is complete, not by Keras when fit stops early.
     monitor = RunMonitor(run_dir, save_best)
-    callbacks = [monitor, RestoreOrStartOver(checkpoint, monitor)]
+    callbacks = [monitor, ResumeState(checkpoint, monitor)]
     stop = Deadline(deadline) if deadline is not None else None
     if stop is not None:
         callbacks.append(stop)

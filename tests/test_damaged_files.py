@@ -104,3 +104,37 @@ def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_
     fresh = _fit(tmp_path / "fresh", 5, 3)  # the same run, never interrupted
     for a, b in zip(resumed, fresh):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_disk_without_room_for_the_resume_state_is_enospc_before_hdf5_writes(tmp_path, monkeypatch):
+    # HDF5 crashed the process (a segmentation fault) when the disk filled while it saved the state.
+    import errno
+    import shutil
+    import time
+
+    with pytest.raises(runs.DeadlineReached):
+        _fit(tmp_path / "run", 0, 3, deadline=time.time())
+    latest = tmp_path / "run" / "checkpoint" / "latest.weights.h5"
+    saved = latest.read_bytes()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda folder: usage._replace(free=2**20))
+    with pytest.raises(OSError) as info:
+        _fit(tmp_path / "run", 0, 3)
+    assert info.value.errno == errno.ENOSPC and "MiB needed" in str(info.value)
+    assert latest.read_bytes() == saved and runs.completed_epochs(str(tmp_path / "run")) == 1  # epoch 1 kept
+    monkeypatch.undo()
+    _fit(tmp_path / "run", 0, 3)  # room again: the same call resumes and finishes
+    assert [r["epoch"] for r in runs.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+
+    def fails_half_way(tmp):
+        open(tmp, "w").write('{"eval": ')
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        runs.replace_atomically(str(tmp_path / "metrics.json"), fails_half_way)
+    assert os.listdir(tmp_path) == ["metrics.json"] and (tmp_path / "metrics.json").read_text() == "{}"
