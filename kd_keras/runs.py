@@ -227,11 +227,8 @@ class RunMonitor(keras.callbacks.Callback):
         self.best = max(values) if values and os.path.exists(self.best_path) else -math.inf
         self.epoch = 0
 
-    def start_over(self):
-        """Forgets the earlier attempts' epochs and best model: the run trains from its first epoch."""
-        for path in (self.history_path, self.best_path):
-            if os.path.exists(path):
-                os.remove(path)
+    def forget(self):
+        """Forgets the earlier attempts' epochs and best model (:func:`start_over` removed their files)."""
         self.rows, self.best = [], -math.inf
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -293,11 +290,9 @@ class ResumeState(keras.callbacks.BackupAndRestore):
             for variable, value in zip(variables, initial):
                 variable.assign(value)
             model._initial_epoch = None
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
-            self.monitor.start_over()
             reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
-            print(f"warning: the resume state in {self.backup_dir} cannot be loaded ({reason}); this run starts "
-                  "over from its first epoch", file=sys.stderr, flush=True)
+            start_over(self.monitor.run_dir, f"the resume state in {self.backup_dir} cannot be loaded ({reason})")
+            self.monitor.forget()
 
     def _save_model(self):
         variables = list(self.model.variables)
@@ -370,9 +365,17 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
 
 
 def completed_epochs(run_dir):
-    """Epochs an interrupted run has completed (0 for a new one), from its resume state."""
+    """Epochs an interrupted run has completed (0 for a new one), from its resume state.
+
+    A state that cannot be read, or a ``history.csv`` that lacks epochs the state says were
+    trained, starts the run over (:func:`start_over`) instead of resuming into a run whose
+    files disagree.
+    """
     checkpoint = os.path.join(run_dir, "checkpoint")
-    _drop_unusable_checkpoint(checkpoint)
+    latest = os.path.join(checkpoint, "latest.weights.h5")
+    if os.path.exists(latest) and not _readable_h5(latest) and not _readable_h5(latest + ".bkp"):
+        start_over(run_dir, f"the resume state in {checkpoint} is unreadable")  # a kill in the very first save
+        return 0
     state = os.path.join(checkpoint, "training_metadata.json")
     if not os.path.exists(state):
         return 0
@@ -381,11 +384,23 @@ def completed_epochs(run_dir):
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise KeyError("epoch")
     except (DamagedFileError, KeyError, TypeError):
-        print(f"warning: the resume state in {checkpoint} is damaged; starting this run over", file=sys.stderr,
-              flush=True)
-        shutil.rmtree(checkpoint)
+        start_over(run_dir, f"the resume state in {checkpoint} is damaged")
+        return 0
+    history = os.path.join(run_dir, "history.csv")
+    missing = sorted(set(range(1, epoch + 1)) - {row["epoch"] for row in read_history(history)})
+    if missing:
+        start_over(run_dir, f"{history} lacks epoch {missing[0]}, which the resume state has trained")
         return 0
     return epoch
+
+
+def start_over(run_dir, why):
+    """Removes an interrupted run's resume state, history and best model, and says ``why`` on stderr."""
+    shutil.rmtree(os.path.join(run_dir, "checkpoint"), ignore_errors=True)
+    for name in ("history.csv", "model.keras"):
+        if os.path.exists(os.path.join(run_dir, name)):
+            os.remove(os.path.join(run_dir, name))
+    print(f"warning: {why}; this run starts over from its first epoch", file=sys.stderr, flush=True)
 
 
 def resumed_seed(seed, epochs_done):
@@ -407,14 +422,6 @@ def _readable_h5(path):
             return True
     except OSError:
         return False
-
-
-def _drop_unusable_checkpoint(checkpoint):
-    """A kill during the very first save leaves no usable state: start that run over."""
-    latest = os.path.join(checkpoint, "latest.weights.h5")
-    if os.path.exists(latest) and not _readable_h5(latest) and not _readable_h5(latest + ".bkp"):
-        print(f"the resume state in {checkpoint} is unreadable; starting this run over", flush=True)
-        shutil.rmtree(checkpoint)
 
 
 def best_of_history(rows):

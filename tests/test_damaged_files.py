@@ -47,8 +47,25 @@ def test_a_damaged_resume_state_starts_the_run_over_with_a_warning(tmp_path, sta
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text(state)
+    (tmp_path / "history.csv").write_text("epoch,loss,accuracy\n1,0.5,0.5\n")  # an earlier attempt's
     assert runs.completed_epochs(str(tmp_path)) == 0
     assert not checkpoint.exists() and "damaged" in capsys.readouterr().err
+    assert not (tmp_path / "history.csv").exists()  # the run over: no epoch of the attempt it drops
+
+
+@pytest.mark.parametrize("history", ["", "epoch,loss,accuracy\n2,0.5,0.5\n"])
+def test_a_history_without_the_epochs_the_state_trained_starts_the_run_over(tmp_path, history, capsys):
+    # An emptied history.csv resumed silently, and the finished run reported 1 epoch for 2.
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    (tmp_path / "history.csv").write_text(history)
+    assert runs.completed_epochs(str(tmp_path)) == 0
+    assert "lacks epoch 1" in capsys.readouterr().err and not checkpoint.exists()
+    checkpoint.mkdir()
+    (checkpoint / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    (tmp_path / "history.csv").write_text("epoch,loss,accuracy\n1,0.6,0.5\n2,0.5,0.5\n")
+    assert runs.completed_epochs(str(tmp_path)) == 2  # whole: resumed
 
 
 def test_a_truncated_predictions_file_is_one_damaged_file_error(tmp_path):
