@@ -98,6 +98,22 @@ def read_json(path):
                                "folder, and run again") from None
 
 
+def read_split(run_dir):
+    """A run's split as JSON: its ``split.json``, or the archive's ``split.json.gz``; None if it has neither."""
+    path = os.path.join(run_dir, "split.json")
+    if os.path.exists(path):
+        return read_json(path)
+    if not os.path.exists(path + ".gz"):
+        return None
+    import gzip
+
+    try:
+        with gzip.open(path + ".gz", "rt") as f:
+            return json.load(f)
+    except (OSError, EOFError, ValueError) as exc:
+        raise DamagedFileError(f"{path}.gz is damaged ({type(exc).__name__}); archive the run again") from None
+
+
 def save_predictions(path, **arrays):
     replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
 

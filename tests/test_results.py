@@ -45,11 +45,23 @@ def test_every_archived_run_names_the_code_that_made_it():
         assert isinstance(code["git_dirty"], bool) and code["kd_keras"] and code["keras"], path
 
 
+def test_archiving_the_archive_again_changes_no_byte(tmp_path):
+    from kd_keras import archive
+
+    copied = archive.archive_runs(ARCHIVE, str(tmp_path / "again"), log=lambda *_: None)
+    assert len(copied) >= 100
+    for run in copied:
+        names = sorted(os.listdir(os.path.join(ARCHIVE, run)))
+        assert names == sorted(os.listdir(tmp_path / "again" / run)), run
+        for name in names:
+            assert filecmp.cmp(os.path.join(ARCHIVE, run, name), tmp_path / "again" / run / name, shallow=False), name
+
+
 def test_archive_files_are_small_and_hold_no_model():
     for path in glob.glob(os.path.join(ARCHIVE, "*", "**", "*"), recursive=True):  # its README.md aside
         if os.path.isfile(path):
             assert os.path.getsize(path) <= 5 * 1024 * 1024, path
-            assert os.path.basename(path) in ("config.json", "split.json", "history.csv", "metrics.json",
+            assert os.path.basename(path) in ("config.json", "split.json.gz", "history.csv", "metrics.json",
                                               "predictions.npz"), path
 
 

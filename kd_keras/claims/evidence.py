@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from kd_keras import metrics, statistics as st
-from kd_keras.runs import read_json
+from kd_keras.runs import read_split
 
 OURS = "not a sentence of the paper: an ordering observed in its tables (ours)"
 
@@ -86,8 +86,8 @@ def chain_run(kind, generation):
 
 
 def _split_files(run_dir, split):
-    path = os.path.join(run_dir, "split.json")
-    return read_json(path)["splits"].get(split) if os.path.exists(path) else None
+    found = read_split(run_dir)
+    return None if found is None else found["splits"].get(split)
 
 
 def shared_images(run_dirs, split):
