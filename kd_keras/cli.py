@@ -51,6 +51,19 @@ def common(f):
     return f
 
 
+def budgeted(f):
+    """``--budget-minutes``: the students' epochs sized to a time slot (:mod:`kd_keras.budget`)."""
+    return click.option(
+        "--budget-minutes", type=float, default=None, metavar="MINUTES",
+        help="size the students' epochs by a short measured warm-up so that every student and generation of a "
+             "seed finishes within MINUTES (per seed; the chosen epochs go into each run's config.json)")(f)
+
+
+def _check_budget(minutes):
+    if minutes is not None and not (0 < minutes < float("inf")):
+        raise UserError(f"--budget-minutes must be a number of minutes > 0, got {minutes}")
+
+
 def distillation(f):
     """Options of the commands that train students: whose teacher, which student."""
     options = [
@@ -192,17 +205,21 @@ def student(mode, teacher_dir, **options):
 @cli.command()
 @click.option("--generations", default=6, show_default=True, type=int)
 @click.option("--chain", type=click.Choice(["hard", "soft", "both"]), default="both", show_default=True)
+@budgeted
 @common
 @distillation
-def recursive(generations, chain, **options):
+def recursive(generations, chain, budget_minutes, **options):
     """Recursive distillation: each generation learns from the previous one."""
+    started = time.time()
     if generations < 1:
         raise UserError(f"--generations must be >= 1, got {generations}")
+    _check_budget(budget_minutes)
     experiments = _experiments(**options)
     from kd_keras import pipeline
 
     for exp in experiments:
-        pipeline.chains(exp, generations, ("hard", "soft") if chain == "both" else (chain,))
+        pipeline.chains(exp, generations, ("hard", "soft") if chain == "both" else (chain,), budget_minutes, started)
+        started = time.time()  # the budget is per seed
 
 
 @cli.command()
@@ -237,12 +254,15 @@ def bench(as_json, images, threads, student_dir, exported, **options):
               help="write tables and figures into RUNS_DIR/results and RUNS_DIR/figures at the end")
 @click.option("--plan", "plan_only", is_flag=True,
               help="print what the replay will do and its estimated minutes (a short warm-up), train nothing")
+@budgeted
 @common
 @distillation
-def reproduce(generations, report, plan_only, **options):
+def reproduce(generations, report, plan_only, budget_minutes, **options):
     """Paper B end to end: teacher, three students, both chains, timing, report."""
+    started = time.time()
     if generations < 1:
         raise UserError(f"--generations must be >= 1, got {generations}")
+    _check_budget(budget_minutes)
     experiments = _experiments(**options)
     from kd_keras import pipeline, plan, report as report_module
 
@@ -253,7 +273,8 @@ def reproduce(generations, report, plan_only, **options):
     if plan_only:
         return
     for exp in experiments:
-        pipeline.reproduce(exp, generations)
+        pipeline.reproduce(exp, generations, budget_minutes, started)
+        started = time.time()  # the budget is per seed
     if report:
         runs_dir = options["runs_dir"]
         written = report_module.write_report(runs_dir, os.path.join(runs_dir, "results"),

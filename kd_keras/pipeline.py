@@ -1,21 +1,34 @@
 """Paper B end to end: the order in which the runs of ``kd-keras reproduce`` are made."""
 
 import os
+import time
 
 from kd_keras import data, models, provenance, runs, timing, train
 from kd_keras.distill import MODES
 from kd_keras.errors import UserError
 
 
-def students(exp):
-    """The teacher and the classic, hard and soft students (each reused when finished)."""
+def student_runs(generations, kinds=("hard", "soft")):
+    """The names of a seed's student runs: the three students, then each chain's generations."""
+    return [f"student-{mode}" for mode in MODES] + [f"{kind}-chain-{k}" for kind in kinds
+                                                      for k in range(1, generations + 1)]
+
+
+def chains(exp, generations, kinds=("hard", "soft"), budget_minutes=None, started=None):
+    """The teacher, the three students and the recursive chains from the hard and the soft student.
+
+    Args:
+        budget_minutes: size the students' epochs so that all of this fits these minutes from
+            ``started`` (:func:`kd_keras.budget.size_students`); None trains the preset's epochs.
+        started: a ``time.time()`` value, when the command started (default: now).
+    """
     teacher_dir = train.teacher_run(exp)
-    return teacher_dir, {mode: train.train_student(exp, mode, teacher_dir) for mode in MODES}
+    if budget_minutes is not None:
+        from kd_keras import budget
 
-
-def chains(exp, generations, kinds=("hard", "soft")):
-    """The recursive chains, starting from the hard and the soft student."""
-    _, student_dirs = students(exp)
+        exp = budget.size_students(exp, teacher_dir, student_runs(generations, kinds), budget_minutes,
+                                   time.time() if started is None else started)
+    student_dirs = {mode: train.train_student(exp, mode, teacher_dir) for mode in MODES}
     return {kind: train.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
 
 
@@ -61,9 +74,9 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
     return result
 
 
-def reproduce(exp, generations=None):
-    """Teacher, three students, both chains and the timing, in that order."""
-    chains(exp, generations or exp.preset.generations)
+def reproduce(exp, generations=None, budget_minutes=None, started=None):
+    """Teacher, three students, both chains and the timing, in that order (the budget: :func:`chains`)."""
+    chains(exp, generations or exp.preset.generations, budget_minutes=budget_minutes, started=started)
     return timing_run(exp)
 
 

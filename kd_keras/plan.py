@@ -1,8 +1,8 @@
 """``kd-keras reproduce --plan``: what a replay will do and how long it will take, before it starts.
 
 The counts come from the data source and the preset alone (nothing is decoded); the
-minutes come from a short measured warm-up on this machine: teacher features, a few dozen
-training steps of the student, and its inference.
+minutes come from a short measured warm-up on this machine: teacher features, a few training
+steps of the student, and its inference.
 """
 
 import math
@@ -12,7 +12,6 @@ import numpy as np
 
 from kd_keras import data
 
-WARMUP_STEPS = 24
 
 
 def describe(exp, generations):
@@ -38,13 +37,9 @@ def describe(exp, generations):
 
 
 def measure(exp, shape):
-    """Seconds per image: teacher features, student training (batch of the preset), student inference."""
-    import keras
+    """Seconds per image: teacher features, and student training and inference (:func:`kd_keras.budget.measure`)."""
+    from kd_keras import budget, models
 
-    from kd_keras import models
-    from kd_keras.distill import Distiller
-
-    p = exp.preset
     rng = np.random.default_rng(0)
     t = shape["teacher_size"]
     backbone = models.backbone(shape["teacher_backbone"], None, (t, t, 3))
@@ -53,21 +48,8 @@ def measure(exp, shape):
     started = time.perf_counter()
     backbone.predict(images, batch_size=32, verbose=0)
     feature_s = (time.perf_counter() - started) / len(images)
-    s = p.image_size
-    x = rng.uniform(0, 1, (p.batch_size * WARMUP_STEPS, s, s, 3)).astype("float32")
-    y = rng.integers(0, 2, len(x)).astype("float32")
-    with exp.scope():
-        distiller = Distiller(models.resnet18((s, s, 3)), mode="classic")
-        distiller.compile(keras.optimizers.Adam(p.student_lr))
-    distiller.fit(x[: p.batch_size * 2], y[: p.batch_size * 2], batch_size=p.batch_size, verbose=0)
-    started = time.perf_counter()
-    distiller.fit(x, y, batch_size=p.batch_size, verbose=0)
-    train_s = (time.perf_counter() - started) / len(x)
-    distiller.student.predict(x[:64], batch_size=64, verbose=0)
-    started = time.perf_counter()
-    distiller.student.predict(x, batch_size=64, verbose=0)
-    infer_s = (time.perf_counter() - started) / len(x)
-    return {"feature_s": feature_s, "train_s": train_s, "infer_s": infer_s}
+    rates = budget.measure(exp, exp.preset.image_size, 2, log=lambda *_: None)
+    return {"feature_s": feature_s, "train_s": rates.train_s, "infer_s": rates.infer_s}
 
 
 def estimate_minutes(shape, rates):
@@ -107,7 +89,7 @@ def format_plan(shape, rates=None, minutes=None):
 def plan(exp, generations, log=print):
     """Describes, measures and estimates the replay of ``exp``; returns the estimate's minutes."""
     shape = describe(exp, generations)
-    log(f"plan: measuring a {WARMUP_STEPS}-step warm-up on this machine ...")
+    log("plan: measuring a short warm-up on this machine ...")
     rates = measure(exp, shape)
     minutes = estimate_minutes(shape, rates)
     for line in format_plan(shape, rates, minutes):

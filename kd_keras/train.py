@@ -40,6 +40,8 @@ class Experiment:
         tensorboard: also write TensorBoard logs into each run folder (needs TensorFlow).
         teacher_model: a user's trained teacher (``.keras``); :func:`teacher_run` then imports
             it instead of training one.
+        budget: the students' time budget and the epochs it gave (:mod:`kd_keras.budget`),
+            recorded in each student run's ``config.json``; None without ``--budget-minutes``.
     """
 
     preset: object
@@ -55,6 +57,7 @@ class Experiment:
     teacher_model: str = None
     student_size: int = None
     tensorboard: bool = False
+    budget: dict = None
 
     @property
     def backbone(self):
@@ -364,6 +367,15 @@ def _import_teacher(exp, model_file):
     return _finish(exp, run_dir, predictions, labels, [], {"kind": "teacher", "imported": True}, started)
 
 
+def compiled_distiller(exp, model, mode, seed, lr, decay, shift):
+    """``(Distiller, its preprocessing)`` for ``model``: flips, ``shift`` and /255 in the step, Adam(lr, decay)."""
+    with exp.scope():
+        preprocessing = input_pipeline.preprocessing(flip=True, shift=shift, seed=seed)
+        distiller = Distiller(model, mode=mode, preprocessing=preprocessing)
+        distiller.compile(_adam(lr, decay))
+    return distiller, preprocessing
+
+
 def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epochs, shift, started, extra,
                      targets=None, mode="classic"):
     """Trains ``model`` (wrapped in a Distiller) on augmented images; writes the run's results.
@@ -374,10 +386,7 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     """
     p = exp.preset
     data_seed = runs.resumed_seed(seed, runs.completed_epochs(run_dir))
-    with exp.scope():
-        preprocessing = input_pipeline.preprocessing(flip=True, shift=shift, seed=data_seed)
-        distiller = Distiller(model, mode=mode, preprocessing=preprocessing)
-        distiller.compile(_adam(lr, decay))
+    distiller, preprocessing = compiled_distiller(exp, model, mode, data_seed, lr, decay, shift)
     y = {"label": labels["train"], "teacher": targets if targets is not None else labels["train"]}
     train = input_pipeline.ArrayBatches(images["train"][0], y, p.batch_size, shuffle=True, seed=data_seed)
     valid = input_pipeline.ArrayBatches(images["valid"][0], labels["valid"], p.batch_size)
@@ -426,6 +435,8 @@ def _train_student(exp, mode, parent_dir, name, generation):
     extra = {"kind": "student", "mode": mode, "generation": generation, "parent": parent_dir}
     if exp.student != user_models.DEFAULT_STUDENT or exp.student_size:  # recorded only when not the paper's
         extra.update(student=exp.student, student_size=exp.student_size)
+    if exp.budget is not None:
+        extra["budget"] = exp.budget
     run_dir, seed = _start(exp, name, extra, parent_dir)
     if runs.is_complete(run_dir):
         exp.log(f"{run_dir}: done, reused")

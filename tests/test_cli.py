@@ -58,6 +58,8 @@ BAD = {
     "no readable image": ["teacher", "--preset", "smoke", "--data-dir", "{garbage}", "--weights", "none",
                           "--runs-dir", "{runs}", "--quiet"],
     "stop-after nan": ["teacher", "--stop-after", "nan", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "budget-minutes nan": ["recursive", "--budget-minutes", "nan", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "budget-minutes 0": ["reproduce", "--budget-minutes", "0", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "stop-after inf": ["teacher", "--stop-after", "inf", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "max-mib nan": ["pack", "{ok}", "--image-size", "16", "--max-mib", "nan", "--out", "{tmp}/packed",
                     "--runs-dir", "{runs}"],

@@ -1,0 +1,157 @@
+"""``--budget-minutes``: the students' epochs sized so that a seed's students and chains fit a time slot.
+
+For anyone with a fixed slot on a machine (a GPU booked for an hour, a call limited to ten
+minutes): once the teacher is ready, a short warm-up on this machine measures what one student
+run costs here, with the seed's own student, input size, batch and precision:
+
+- the fixed cost of a run: building the student, compiling its training, validation and
+  prediction steps (the first ``fit`` and ``predict`` calls, less their steps);
+- the training rate and the inference rate, in images a second, after compilation;
+- the resume state and best model saved at each epoch's end.
+
+With the seed's image counts this gives the minutes of ``E`` epochs for every student run still
+to do (the three students and both chains), evaluation and its augmented draws included, and
+``E`` is the most epochs that fit what is left of the budget, less a 10 % margin (at most the
+paper's 100). The same ``E`` serves every run of the seed: it is kept in the seed's
+``budget.json`` and a later command on the same seed (a resumed slice) reuses it instead of
+measuring again. Each student run records it, with the measured rates, under ``budget`` in its
+``config.json``. As a safety net, training also stops at the first epoch's end past the budget
+(as ``--stop-after`` does), resumable by the same command.
+
+Example:
+    >>> sized = budget.size_students(exp, teacher_dir, runs=15, minutes=8, started=time.time())
+    >>> sized.preset.student_epochs  # doctest: +SKIP
+    14
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+from kd_keras import input_pipeline, runs, train, user_models
+from kd_keras.errors import UserError
+
+MAX_EPOCHS = 100  # the paper's
+MARGIN = 0.10  # of the time left, kept for what the warm-up cannot see
+WARMUP_STEPS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """What one student run costs on this machine (seconds)."""
+
+    fixed_s: float  # per run: building the student, compiling its train, eval and predict steps
+    train_s: float  # per training image
+    infer_s: float  # per image validated or predicted
+    save_s: float  # per epoch: the resume state and the best model
+
+
+def measure(exp, size, num_classes, log=print):
+    """Times a warm-up student run of ``exp``'s student at ``size`` px on random images: :class:`Rates`."""
+    p = exp.preset
+    batch = p.batch_size
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch * WARMUP_STEPS, size, size, 3), dtype="uint8")
+    labels = rng.integers(0, num_classes, len(images)).astype("float32" if num_classes == 2 else "int32")
+    targets = labels if num_classes == 2 else np.eye(num_classes, dtype="float32")[labels]
+    log(f"budget: measuring a {WARMUP_STEPS}-step warm-up of the student at {size} px, batch {batch} ...")
+    started = time.perf_counter()
+    with exp.scope():
+        model = user_models.student_model(exp.student, (size, size, 3), num_classes, p.student_bn_momentum)
+    distiller, _ = train.compiled_distiller(exp, model, "soft", 0, p.student_lr, p.student_decay, p.student_shift)
+    y = {"label": labels, "teacher": targets}
+    few = input_pipeline.ArrayBatches(images[: 2 * batch], {k: v[: 2 * batch] for k, v in y.items()}, batch)
+    valid = input_pipeline.ArrayBatches(images[:batch], labels[:batch], batch)
+    distiller.fit(few, validation_data=valid, epochs=1, verbose=0, shuffle=False)  # builds and compiles
+    first_fit = time.perf_counter() - started
+    started = time.perf_counter()
+    distiller.fit(input_pipeline.ArrayBatches(images, y, batch), epochs=1, verbose=0, shuffle=False)
+    train_s = (time.perf_counter() - started) / len(images)
+    started = time.perf_counter()
+    input_pipeline.predict_images(model, images[:batch], batch)  # compiles
+    predict_compile = time.perf_counter() - started
+    started = time.perf_counter()
+    input_pipeline.predict_images(model, images, batch)
+    infer_s = (time.perf_counter() - started) / len(images)
+    folder = os.path.join(exp.cache_dir, f"budget-{os.getpid()}")
+    os.makedirs(folder, exist_ok=True)
+    started = time.perf_counter()
+    distiller.save_weights(os.path.join(folder, "state.weights.h5"))
+    model.save(os.path.join(folder, "model.keras"))
+    save_s = time.perf_counter() - started
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    os.rmdir(folder)
+    # The first fit trained 2 batches and validated 1; a run compiles predict twice (plain and augmented).
+    fixed_s = max(first_fit - 2 * batch * train_s - batch * infer_s, 0.0) + 2 * predict_compile
+    return Rates(fixed_s, train_s, infer_s, save_s)
+
+
+def run_minutes(epochs, counts, rates, draws):
+    """Minutes of one student run of ``epochs`` epochs on splits of ``counts`` images."""
+    per_epoch = counts["train"] * rates.train_s + counts["valid"] * rates.infer_s + rates.save_s
+    evaluation = (sum(counts.values()) + draws * counts["test"]) * rates.infer_s
+    return (rates.fixed_s + evaluation + epochs * per_epoch) / 60
+
+
+def epochs_that_fit(seconds, runs_to_do, counts, rates, draws):
+    """The most epochs (at most :data:`MAX_EPOCHS`) for which ``runs_to_do`` runs take at most ``seconds``."""
+    once = run_minutes(0, counts, rates, draws) * 60
+    per_epoch = run_minutes(1, counts, rates, draws) * 60 - once
+    return min(MAX_EPOCHS, math.floor((seconds - runs_to_do * once) / (runs_to_do * per_epoch)))
+
+
+def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
+    """``exp`` with the students' epochs sized to ``minutes`` (from ``started``, a ``time.time()``).
+
+    Args:
+        exp: the seed's :class:`~kd_keras.train.Experiment`.
+        teacher_dir: the teacher's finished run (its split gives the image counts).
+        run_names: the student runs of the seed (``student-classic``, ..., ``soft-chain-6``).
+        minutes: the budget of the whole command for this seed.
+        started: when the command started; the teacher's time is spent already.
+
+    Returns:
+        A copy of ``exp`` whose preset trains the chosen epochs, with ``budget`` (recorded in each
+        student run's ``config.json``) and a ``deadline`` at the budget's end unless one is set.
+
+    Raises:
+        UserError: not even one epoch per run fits, or the seed was sized for another budget.
+    """
+    if not 0 < minutes < float("inf"):
+        raise UserError(f"--budget-minutes must be a number of minutes > 0, got {minutes}")
+    path = os.path.join(os.path.dirname(teacher_dir), "budget.json")
+    if os.path.exists(path):
+        chosen = runs.read_json(path)
+        if chosen.get("minutes") != minutes:
+            raise UserError(f"{os.path.dirname(teacher_dir)} was sized for --budget-minutes {chosen.get('minutes')}; "
+                            "give that again, or use another --runs-dir")
+        log(f"budget: {chosen['epochs']} epochs a student run, as sized before ({path})")
+    else:
+        todo = [name for name in run_names if not runs.is_complete(exp.run_dir(name))]
+        split = runs.read_split(teacher_dir)
+        counts = {s: len(split["splits"][s]) for s in train.SPLITS}
+        size = exp.student_size or exp.preset.image_size
+        rates = measure(exp, size, len(split["class_names"]), log)
+        left = minutes * 60 - (time.time() - started)
+        epochs = epochs_that_fit(left * (1 - MARGIN), max(len(todo), 1), counts, rates, exp.preset.augmented_evaluations)
+        one_epoch = len(todo) * run_minutes(1, counts, rates, exp.preset.augmented_evaluations)
+        if epochs < 1:
+            raise UserError(f"--budget-minutes {minutes}: {len(todo)} student runs of one epoch each need about "
+                            f"{one_epoch / (1 - MARGIN) + (time.time() - started) / 60:.1f} minutes here")
+        chosen = {"minutes": minutes, "epochs": epochs, "runs": len(todo),
+                  "estimate_minutes": round(len(todo) * run_minutes(epochs, counts, rates,
+                                                                    exp.preset.augmented_evaluations), 2),
+                  "images": counts, "train_images_per_s": round(1 / rates.train_s, 1),
+                  "inference_images_per_s": round(1 / rates.infer_s, 1),
+                  "fixed_s_per_run": round(rates.fixed_s, 2), "save_s_per_epoch": round(rates.save_s, 2)}
+        runs.write_json(path, chosen)
+        log(f"budget: {minutes:g} min; measured {chosen['train_images_per_s']:.0f} training and "
+            f"{chosen['inference_images_per_s']:.0f} inference images/s, {rates.fixed_s:.0f} s to build and compile "
+            f"a run; {len(todo)} student runs x {epochs} epochs, about {chosen['estimate_minutes']:.1f} min")
+    deadline = exp.deadline if exp.deadline is not None else started + 60 * minutes
+    return dataclasses.replace(exp, preset=dataclasses.replace(exp.preset, student_epochs=chosen["epochs"]),
+                               budget=chosen, deadline=deadline)
