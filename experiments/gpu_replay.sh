@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Paper B's students on a lent GPU machine that has JAX but no TensorFlow and no Keras,
-# reached by calls of at most 10 minutes that carry at most 64 MiB and bring back at most
-# 8 files. The README's "Paper scale on a GPU machine" walks through it.
+# Paper B's students on a remote GPU machine reached only through size-limited transfers: one call of
+# at most 10 minutes that carries at most 64 MiB (this tree and gpu_in/) and brings back at most 8
+# files, on a machine with Python, JAX and NumPy but no TensorFlow, Keras, optree or namex. Everything
+# the call needs travels in it, and nothing depends on a second call.
 #
-#   here:   experiments/gpu_replay.sh prepare        wheels, the pack, the teacher (TensorFlow)
-#   here:   experiments/gpu_replay.sh stage K        gpu_in/ with shard K (- for none) and the runs so far
-#   there:  bash experiments/gpu_replay.sh slice M   one call: take the shards, train for M minutes
-#   here:   experiments/gpu_replay.sh collect FILE   merge a slice's runs.tgz into runs/
+#   here:   experiments/gpu_replay.sh prepare        gpu_in/: wheels, the data packed, the teacher's runs
+#   there:  bash experiments/gpu_replay.sh slice M   train every student and generation within M minutes
+#   here:   experiments/gpu_replay.sh collect DIR    merge the call's runs.tgz into runs/ and the archive
 #   here:   experiments/gpu_replay.sh finish         CPU timing (TensorFlow) and the report
 #
-# Settings (environment): PRESET (gpu), DATA (../shared/data/cats_vs_dogs), SEED (0),
-# SIZE (224: the pack's image side), SHARD_MIB (24), PYVER (3.12: the GPU machine's Python),
-# KD (the kd-keras command here), PYTHON (the python there), RESULTS and FIGURES (the report's).
+# Settings (environment): PRESET (gpu), DATA (../shared/data/cats_vs_dogs), SEED (0), SIZE (224: the
+# pack's image side), QUALITY (40: WebP quality, what fits 64 MiB; README, "One call to a remote GPU"),
+# PYVER (3.12: the remote Python), KD (the kd-keras command here), PYTHON (the python there),
+# ARCHIVE (results/runs), RESULTS and FIGURES (the report's), LIMIT_MIB (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,88 +20,77 @@ PRESET=${PRESET:-gpu}
 DATA=${DATA:-../shared/data/cats_vs_dogs}
 SEED=${SEED:-0}
 SIZE=${SIZE:-224}
-SHARD_MIB=${SHARD_MIB:-24}
+QUALITY=${QUALITY:-40}
 PYVER=${PYVER:-3.12}
 KD=${KD:-.venv/bin/kd-keras}
 PYTHON=${PYTHON:-python3}
+LIMIT_MIB=${LIMIT_MIB:-64}
 NAME=$(basename "$DATA")
-PACK=gpu_data/$NAME             # the pack here, and where its shards gather there
+IN=gpu_in                       # what the call carries besides the tree (git-ignored)
+PACK=$IN/$NAME                  # the data, packed; runs name their group after it: $NAME-$PRESET
 GROUP=runs/$NAME-$PRESET/seed$SEED
-IN=gpu_in                       # what one call carries (git-ignored)
 
 small_files() {  # what the report needs of a group's runs: no models, no resume state
-  find "$1" \( -name config.json -o -name split.json -o -name history.csv -o -name metrics.json \
-    -o -name predictions.npz \) -print
+  find "$@" \( -name config.json -o -name split.json -o -name history.csv -o -name metrics.json \
+    -o -name predictions.npz -o -name budget.json \) -print
 }
 
 case "${1:-}" in
 prepare)
-  rm -rf "$IN" && mkdir -p "$IN/wheels" "$IN/pack"
-  # Keras and what it needs beyond the GPU machine's packages (namex, optree and optree's
-  # typing-extensions), for its Python.
+  rm -rf "$IN" && mkdir -p "$IN/wheels"
+  # Keras and what it needs beyond the remote machine's packages (namex, optree), for its Python.
   KERAS=$(.venv/bin/python -c "from importlib.metadata import version; print(version('keras'))")
   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d "$IN/wheels" "keras==$KERAS" namex optree typing-extensions
-  [ -f "$PACK/pack.json" ] || $KD pack "$DATA" --image-size "$SIZE" --max-mib "$SHARD_MIB" --out "$PACK"
-  # The teacher here (TensorFlow, offline ImageNet weights): the GPU trains students only.
+    --platform manylinux2014_x86_64 -d "$IN/wheels" "keras==$KERAS" namex optree
+  $KD pack "$DATA" --image-size "$SIZE" --max-mib 60 --quality "$QUALITY" --out "$PACK"
+  # The teacher here (TensorFlow, offline ImageNet weights): the GPU trains students only, from its
+  # predictions, which travel as the teacher run's small files.
   $KD teacher --preset "$PRESET" --data-dir "$PACK" --runs-dir runs --seed "$SEED" --quiet
   small_files "$GROUP/teacher" | tar czf "$IN/teacher.tgz" -T -
-  du -sh "$IN" "$PACK"/shard-*.tar
-  ;;
-stage)
-  K=${2:?usage: stage K (a shard number, or - for none: the training calls)}
-  rm -f "$IN"/pack/*
-  cp "$PACK/pack.json" "$IN/pack/"
-  [ "$K" = - ] || cp "$(printf '%s/shard-%03d.tar' "$PACK" "$K")" "$IN/pack/"
-  [ -f runs.tgz ] && cp runs.tgz "$IN/runs.tgz" || true  # runs finished so far, for a fresh machine
-  du -sh "$IN"
+  tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+  carried=$(du -sb "$IN" | cut -f1)
+  echo "the call carries $(( (tree + carried) / 1048576 )) MiB: the tree $(( tree / 1048576 )) MiB and $IN/ \
+$(( carried / 1048576 )) MiB (limit $LIMIT_MIB MiB)"
+  if (( tree + carried > LIMIT_MIB * 1048576 )); then
+    echo "error: over $LIMIT_MIB MiB; prepare again with a lower QUALITY" >&2
+    exit 2
+  fi
   ;;
 slice)
   MINUTES=${2:?usage: slice MINUTES}
   OUT=${OUT:?set OUT: the folder whose files come back}
-  mkdir -p /tmp/site
-  if compgen -G "$IN/wheels/*.whl" > /dev/null && [ ! -f /tmp/site/.installed ]; then
+  if compgen -G "$IN/wheels/*.whl" > /dev/null; then
     $PYTHON -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$IN"/wheels/*.whl
-    touch /tmp/site/.installed
+    export PYTHONPATH=/tmp/site:$PWD
   fi
-  export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=${KERAS_BACKEND:-jax}
-  mkdir -p "$PACK" && cp -n "$IN"/pack/* "$PACK"/ 2>/dev/null || true
-  missing=$($PYTHON - "$PACK" <<'EOF'
-import json, os, sys
-manifest = json.load(open(os.path.join(sys.argv[1], "pack.json")))
-print(" ".join(s["file"] for s in manifest["shards"] if not os.path.exists(os.path.join(sys.argv[1], s["file"]))))
-EOF
-)
-  if [ -n "$missing" ]; then
-    echo "gathered $(ls "$PACK"/shard-*.tar | wc -l) shard(s); still to carry: $missing"
-    exit 0
-  fi
+  export KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
   [ -f "$GROUP/teacher/metrics.json" ] || tar xzf "$IN/teacher.tgz"
-  [ ! -f "$IN/runs.tgz" ] || [ -d "$GROUP/student-classic" ] || tar xzf "$IN/runs.tgz"
   status=0
   $PYTHON -m kd_keras.cli recursive --preset "$PRESET" --data-dir "$PACK" --runs-dir runs --seed "$SEED" \
-    --stop-after "$MINUTES" --quiet 2>&1 | tee "$OUT/slice.log" || status=${PIPESTATUS[0]}
+    --budget-minutes "$MINUTES" --quiet 2>&1 | tee "$OUT/slice.log" || status=${PIPESTATUS[0]}
   small_files "$GROUP" | tar czf "$OUT/runs.tgz" -T -
-  nvidia-smi --query-gpu=name,memory.used --format=csv > "$OUT/gpu.csv" 2>/dev/null || true
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv > "$OUT/gpu.csv" 2>/dev/null || true
   case $status in
     0) echo "slice: every run of $GROUP is complete" ;;
-    3) echo "slice: time is up; call slice again to resume" ;;
+    3) echo "slice: the budget ran out before every run was complete (see slice.log)" ;;
     *) echo "slice: failed with exit code $status"; exit "$status" ;;
   esac
   ;;
 collect)
-  BUNDLE=${2:?usage: collect RUNS_TGZ}
-  tar xzf "$BUNDLE"               # runs/<group>/seed<N>/<run>/{config,split,history,metrics,predictions}
-  cp "$BUNDLE" runs.tgz           # carried back by the next stage, should the machine be a fresh one
+  FROM=${2:?usage: collect DIR (the folder holding the call\'s runs.tgz)}
+  tar xzf "$FROM/runs.tgz"        # runs/<group>/seed<N>/<run>/{config,split,history,metrics,predictions}
+  cp "$FROM"/slice.log "$GROUP/" 2>/dev/null || true
+  $KD archive --runs-dir runs --to "${ARCHIVE:-results/runs}"
   ls "$GROUP"
   ;;
 finish)
   $KD bench --preset "$PRESET" --data-dir "$PACK" --runs-dir runs --seed "$SEED" --threads 2 --quiet
-  $KD report --runs-dir runs --out "${RESULTS:-results}" --figures "${FIGURES:-figures}"
+  $KD archive --runs-dir runs --to "${ARCHIVE:-results/runs}"
+  $KD report --runs-dir "${ARCHIVE:-results/runs}" --out "${RESULTS:-results}" --figures "${FIGURES:-figures}"
   ;;
 *)
-  sed -n '2,16p' "$0"
+  sed -n '2,15p' "$0"
   exit 2
   ;;
 esac
