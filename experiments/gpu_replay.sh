@@ -12,9 +12,13 @@
 # Settings (environment): PRESET (gpu), DATA (../shared/data/cats_vs_dogs), SEED (0), SIZE (224: the
 # pack's image side), QUALITY (40: WebP quality, what fits 64 MiB; README, "One call to a remote GPU"),
 # PYVER (3.12: the remote Python), KD (the kd-keras command here), PYTHON (the python there),
-# ARCHIVE (results/runs), RESULTS and FIGURES (the report's), LIMIT_MIB (64).
+# ARCHIVE (results/runs), RESULTS and FIGURES (the report's), LIMIT_MIB (64). prepare writes PRESET,
+# SEED and the data's name into gpu_in/settings.env, which the other steps read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" != prepare ] && [ -f gpu_in/settings.env ]; then
+  source gpu_in/settings.env
+fi
 
 PRESET=${PRESET:-gpu}
 DATA=${DATA:-../shared/data/cats_vs_dogs}
@@ -25,7 +29,7 @@ PYVER=${PYVER:-3.12}
 KD=${KD:-.venv/bin/kd-keras}
 PYTHON=${PYTHON:-python3}
 LIMIT_MIB=${LIMIT_MIB:-64}
-NAME=$(basename "$DATA")
+NAME=${NAME:-$(basename "$DATA")}
 IN=gpu_in                       # what the call carries besides the tree (git-ignored)
 PACK=$IN/$NAME                  # the data, packed; runs name their group after it: $NAME-$PRESET
 GROUP=runs/$NAME-$PRESET/seed$SEED
@@ -38,11 +42,13 @@ small_files() {  # what the report needs of a group's runs: no models, no resume
 case "${1:-}" in
 prepare)
   rm -rf "$IN" && mkdir -p "$IN/wheels"
-  # Keras and what it needs beyond the remote machine's packages (namex, optree), for its Python.
+  printf 'PRESET=%s\nSEED=%s\nNAME=%s\n' "$PRESET" "$SEED" "$NAME" > "$IN/settings.env"
+  # Keras and what it needs beyond the remote machine's packages (namex, optree, and optree's
+  # typing-extensions, which the machine has but a recipe should not count on), for its Python.
   KERAS=$(.venv/bin/python -c "from importlib.metadata import version; print(version('keras'))")
   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d "$IN/wheels" "keras==$KERAS" namex optree
+    --platform manylinux2014_x86_64 -d "$IN/wheels" "keras==$KERAS" namex optree typing-extensions
   $KD pack "$DATA" --image-size "$SIZE" --max-mib 60 --quality "$QUALITY" --out "$PACK"
   # The teacher here (TensorFlow, offline ImageNet weights): the GPU trains students only, from its
   # predictions, which travel as the teacher run's small files.

@@ -75,10 +75,15 @@ def _scale_caption(seeds):
     size = preset.get("image_size", "?")
     teacher_size = preset.get("teacher_image_size") or size
     draws = (some.get("test_augmented") or {}).get("repeats", preset.get("augmented_evaluations", "?"))
+    # The students' own settings: --budget-minutes gives them other epochs than the teacher's preset says.
+    student = _load(os.path.join(next(iter(seeds)), "student-classic", "config.json")) or config
+    epochs = f"{student.get('preset', {}).get('student_epochs', '?')} student epochs"
+    if student.get("budget"):
+        epochs += f" (sized to --budget-minutes {student['budget']['minutes']:g})"
     return (f"Ours: preset `{preset.get('name', '?')}`, students {size} px, teacher "
             f"`{config.get('backbone', 'resnet50')}` at {teacher_size} px with weights `{config.get('weights', '?')}`, "
             f"train/valid/test = {n.get('train', '?')}/{n.get('valid', '?')}/{n.get('test', '?')} images, "
-            f"{preset.get('student_epochs', '?')} student epochs, K = {draws} augmented draws, seeds: {len(seeds)}, "
+            f"{epochs}, K = {draws} augmented draws, seeds: {len(seeds)}, "
             f"data `{config.get('data_dir', '?')}`. Paper: ResNet-50 teacher with ImageNet weights, 224 px, "
             f"17,500/3,750/3,750 images, 100 student epochs, K not stated.")
 
