@@ -4,12 +4,14 @@ For anyone with a fixed slot on a machine (a GPU booked for an hour, a call limi
 minutes): once the teacher is ready, a short warm-up on this machine measures what one student
 run costs here, with the seed's own student, input size, batch and precision:
 
-- the fixed cost of a run: building the student, compiling its training, validation and
-  prediction steps (the first ``fit`` and ``predict`` calls, less their steps), measured on a
-  second student, once the first has filled the backend's compile cache as the seed's first run
-  will (on JAX, XLA's cache then spares each later run the compilation, not the tracing);
-- the training rate and the inference rate, in images a second, after compilation;
-- the resume state and best model saved at each epoch's end.
+- the training rate and the inference rate, in images a second, after compilation, and the
+  resume state and best model saved at each epoch's end, on a student trained on random images
+  (which also fills the backend's compile cache, as the seed's first run would: on JAX, XLA's
+  cache then spares each later run the compilation, not the tracing);
+- the fixed cost of a run (building the student, tracing its steps, the run folder's files, the
+  predictions' bookkeeping): a real run of one epoch on the seed's images, through the same code
+  as every student run, in a scratch folder removed afterwards, less that epoch and its
+  evaluation at the measured rates.
 
 With the seed's image counts this gives the minutes of ``E`` epochs for every student run still
 to do (the three students and both chains), evaluation and its augmented draws included, and
@@ -29,16 +31,18 @@ Example:
 import dataclasses
 import math
 import os
+import shutil
 import time
 
 import numpy as np
 
-from kd_keras import input_pipeline, runs, train, user_models
+from kd_keras import data, input_pipeline, runs, train, user_models
 from kd_keras.errors import UserError
 
 MAX_EPOCHS = 100  # the paper's
 MARGIN = 0.10  # of the time left, kept for what the warm-up cannot see
 WARMUP_STEPS = 8
+SCRATCH = ".budget-warmup"  # the one-epoch run's folder in the seed's folder, removed after it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,55 +55,58 @@ class Rates:
     save_s: float  # per epoch: the resume state and the best model
 
 
-def measure(exp, size, num_classes, log=print):
-    """Times a warm-up student run of ``exp``'s student at ``size`` px on random images: :class:`Rates`."""
+def measure(exp, teacher_dir, size, log=print):
+    """What a student run of ``exp`` costs here, at ``size`` px: :class:`Rates`.
+
+    The rates come from a warm-up student on random images (it also fills the backend's compile
+    cache, as the seed's first run would); the fixed cost from a real run of one epoch on the
+    seed's own images, through the same code as every student run, in a scratch folder that is
+    removed afterwards, less that epoch and its evaluation.
+    """
     p = exp.preset
     batch = p.batch_size
+    split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
+    num_classes = len(split.class_names)
+    train.load_images(exp, split, size)  # decoded once into the cache, as the first run would
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * WARMUP_STEPS, size, size, 3), dtype="uint8")
     labels = rng.integers(0, num_classes, len(images)).astype("float32" if num_classes == 2 else "int32")
     targets = labels if num_classes == 2 else np.eye(num_classes, dtype="float32")[labels]
-    log(f"budget: measuring a {WARMUP_STEPS}-step warm-up of the student at {size} px, batch {batch} ...")
+    log(f"budget: measuring a {WARMUP_STEPS}-step warm-up and a one-epoch run of the student at {size} px, "
+        f"batch {batch} ...")
     y = {"label": labels, "teacher": targets}
+    with exp.scope():
+        model = user_models.student_model(exp.student, (size, size, 3), num_classes, p.student_bn_momentum)
+    distiller, _ = train.compiled_distiller(exp, model, "soft", 0, p.student_lr, p.student_decay, p.student_shift)
     few = input_pipeline.ArrayBatches(images[: 2 * batch], {k: v[: 2 * batch] for k, v in y.items()}, batch)
-    valid = input_pipeline.ArrayBatches(images[:batch], labels[:batch], batch)
-
-    def build_and_compile():
-        """A new student's first epoch and first prediction, as each run has them: their seconds, and the pair."""
-        started = time.perf_counter()
-        with exp.scope():
-            model = user_models.student_model(exp.student, (size, size, 3), num_classes, p.student_bn_momentum)
-        distiller, _ = train.compiled_distiller(exp, model, "soft", 0, p.student_lr, p.student_decay,
-                                                p.student_shift)
-        distiller.fit(few, validation_data=valid, epochs=1, verbose=0, shuffle=False)  # builds and compiles
-        fit_s = time.perf_counter() - started
-        started = time.perf_counter()
-        input_pipeline.predict_images(model, images[:batch], batch)  # compiles the prediction
-        return fit_s, time.perf_counter() - started, model, distiller
-
-    build_and_compile()  # the first one fills the backend's compile cache (XLA's, on JAX), as the first run will
-    fit_s, predict_s, model, distiller = build_and_compile()  # what every later run costs before it trains
+    distiller.fit(few, validation_data=input_pipeline.ArrayBatches(images[:batch], labels[:batch], batch),
+                  epochs=1, verbose=0, shuffle=False)  # builds and compiles
+    input_pipeline.predict_images(model, images[:batch], batch)
     started = time.perf_counter()
     distiller.fit(input_pipeline.ArrayBatches(images, y, batch), epochs=1, verbose=0, shuffle=False)
     train_s = (time.perf_counter() - started) / len(images)
     started = time.perf_counter()
     input_pipeline.predict_images(model, images, batch)
     infer_s = (time.perf_counter() - started) / len(images)
+    scratch = os.path.join(os.path.dirname(teacher_dir), SCRATCH)
+    os.makedirs(scratch, exist_ok=True)
     started = time.perf_counter()
-    input_pipeline.predict_images(model, images[:batch], batch)  # already compiled: the steps alone
-    predict_steps = time.perf_counter() - started
-    folder = os.path.join(exp.cache_dir, f"budget-{os.getpid()}")
-    os.makedirs(folder, exist_ok=True)
-    started = time.perf_counter()
-    distiller.save_weights(os.path.join(folder, "state.weights.h5"))
-    model.save(os.path.join(folder, "model.keras"))
+    distiller.save_weights(os.path.join(scratch, "state.weights.h5"))
+    model.save(os.path.join(scratch, "model.keras"))
     save_s = time.perf_counter() - started
-    for name in os.listdir(folder):
-        os.remove(os.path.join(folder, name))
-    os.rmdir(folder)
-    # The first fit trained 2 batches and validated 1; a run compiles a prediction twice (plain and augmented).
-    fixed_s = max(fit_s - 2 * batch * train_s - batch * infer_s, 0.0) + 2 * max(predict_s - predict_steps, 0.0)
-    return Rates(fixed_s, train_s, infer_s, save_s)
+    shutil.rmtree(scratch)
+    one_epoch = dataclasses.replace(exp, preset=dataclasses.replace(p, student_epochs=1), verbose=0, deadline=None,
+                                    budget=None)
+    started = time.perf_counter()
+    try:
+        train.train_student(one_epoch, "classic", teacher_dir, name=SCRATCH)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    whole = time.perf_counter() - started
+    rates = Rates(0.0, train_s, infer_s, save_s)
+    counts = {s: len(split.splits[s]) for s in train.SPLITS}
+    return dataclasses.replace(rates, fixed_s=max(whole - 60 * run_minutes(1, counts, rates, p.augmented_evaluations),
+                                                  0.0))
 
 
 def run_minutes(epochs, counts, rates, draws):
@@ -146,8 +153,7 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
         todo = [name for name in run_names if not runs.is_complete(exp.run_dir(name))]
         split = runs.read_split(teacher_dir)
         counts = {s: len(split["splits"][s]) for s in train.SPLITS}
-        size = exp.student_size or exp.preset.image_size
-        rates = measure(exp, size, len(split["class_names"]), log)
+        rates = measure(exp, teacher_dir, exp.student_size or exp.preset.image_size, log)
         left = minutes * 60 - (time.time() - started)
         epochs = epochs_that_fit(left * (1 - MARGIN), max(len(todo), 1), counts, rates, exp.preset.augmented_evaluations)
         one_epoch = len(todo) * run_minutes(1, counts, rates, exp.preset.augmented_evaluations)
@@ -162,8 +168,8 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
                   "fixed_s_per_run": round(rates.fixed_s, 2), "save_s_per_epoch": round(rates.save_s, 2)}
         runs.write_json(path, chosen)
         log(f"budget: {minutes:g} min; measured {chosen['train_images_per_s']:.0f} training and "
-            f"{chosen['inference_images_per_s']:.0f} inference images/s, {rates.fixed_s:.0f} s to build and compile "
-            f"a run; {len(todo)} student runs x {epochs} epochs, about {chosen['estimate_minutes']:.1f} min")
+            f"{chosen['inference_images_per_s']:.0f} inference images/s, {rates.fixed_s:.0f} s more a run; "
+            f"{len(todo)} student runs x {epochs} epochs, about {chosen['estimate_minutes']:.1f} min")
     deadline = exp.deadline if exp.deadline is not None else started + 60 * minutes
     return dataclasses.replace(exp, preset=dataclasses.replace(exp.preset, student_epochs=chosen["epochs"]),
                                budget=chosen, deadline=deadline)

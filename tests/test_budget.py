@@ -78,9 +78,15 @@ def test_finished_runs_are_not_counted(tmp_path, monkeypatch):
     assert sized.budget["runs"] == 1
 
 
-def test_the_warm_up_measures_a_student_of_the_seed(tmp_path):
+def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path):
+    from kd_keras import pipeline
+
     exp = train.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
-    rates = budget.measure(exp, 32, 2, log=lambda *_: None)
+    teacher_dir = train.teacher_run(exp)
+    before = sorted(os.listdir(os.path.dirname(teacher_dir)))
+    rates = budget.measure(exp, teacher_dir, 32, log=lambda *_: None)
     assert rates.fixed_s > 0 and rates.train_s > 0 and rates.infer_s > 0 and rates.save_s > 0
     assert rates.train_s > rates.infer_s  # a training step also computes gradients
-    assert os.listdir(exp.cache_dir) == []  # the warm-up's files are gone
+    assert sorted(os.listdir(os.path.dirname(teacher_dir))) == before  # the scratch run is gone
+    assert pipeline.student_runs(2) == ["student-classic", "student-hard", "student-soft", "hard-chain-1",
+                                        "hard-chain-2", "soft-chain-1", "soft-chain-2"]
