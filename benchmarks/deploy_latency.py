@@ -18,7 +18,9 @@ import time
 
 import numpy as np
 
-from kd_keras import export, models, runtime, timing
+from kd_keras.deploy import export
+from kd_keras import models, runtime
+from kd_keras.replay import timing
 
 PATHS = [("keras", None), ("tflite", "none"), ("tflite", "dynamic"), ("tflite", "int8"),
          ("onnx", "none"), ("onnx", "int8")]

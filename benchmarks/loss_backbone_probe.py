@@ -18,7 +18,8 @@ import time
 import keras
 import numpy as np
 
-from kd_keras import data, input_pipeline, loss_study, losses, models, presets
+from kd_keras import data, input_pipeline, losses, models
+from kd_keras.replay import paper_a, presets
 
 
 def train_head(loss_name, train_x, train_y, test_x, preset, num_classes, seed):
@@ -30,7 +31,7 @@ def train_head(loss_name, train_x, train_y, test_x, preset, num_classes, seed):
     model.compile(keras.optimizers.Adam(preset.loss_lr), spec.loss)
     model.fit(train_x, np.eye(num_classes, dtype="float32")[train_y], batch_size=preset.loss_batch_size,
               epochs=preset.loss_epochs, verbose=0, shuffle=True)
-    return np.argmax(np.asarray(loss_study.class_scores(spec.head, model.predict(test_x, verbose=0))), -1)
+    return np.argmax(np.asarray(paper_a.class_scores(spec.head, model.predict(test_x, verbose=0))), -1)
 
 
 def features(extractor, images, flip):

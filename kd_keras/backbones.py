@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from kd_keras.catalog import is_pretrained, resolve_weights  # noqa: F401  (re-exported)
+from kd_keras.weights import is_pretrained, resolve_weights  # noqa: F401  (re-exported)
 from kd_keras.errors import UserError
 from kd_keras.layers import ColorAffine
 

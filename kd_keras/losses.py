@@ -15,7 +15,7 @@ import math
 import keras
 from keras import ops
 
-from kd_keras.catalog import LOSS_HEADS
+from kd_keras.loss_heads import LOSS_HEADS
 
 _register = keras.saving.register_keras_serializable(package="kd_keras")
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from kd_keras import budget, data, presets, runs, train
+from kd_keras.replay import budget, presets, runs, train
+from kd_keras import data
 from kd_keras.errors import UserError
 
 COUNTS = {"train": 7600, "valid": 1628, "test": 1630}
@@ -80,7 +81,7 @@ def test_finished_runs_are_not_counted(tmp_path, monkeypatch):
 
 
 def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path):
-    from kd_keras import pipeline
+    from kd_keras.replay import paper_b
 
     exp = train.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
     teacher_dir = train.teacher_run(exp)
@@ -90,5 +91,5 @@ def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path)
     assert rates.fixed_s > 0 and rates.train_s > 0 and rates.infer_s > 0 and rates.save_s > 0
     assert rates.train_s > rates.infer_s  # a training step also computes gradients
     assert sorted(os.listdir(os.path.dirname(teacher_dir))) == before  # the scratch run is gone
-    assert pipeline.student_runs(2) == ["student-classic", "student-hard", "student-soft", "hard-chain-1",
+    assert paper_b.student_runs(2) == ["student-classic", "student-hard", "student-soft", "hard-chain-1",
                                         "hard-chain-2", "soft-chain-1", "soft-chain-2"]

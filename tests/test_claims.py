@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from kd_keras import claims
-from kd_keras.claims import histograms, losses, speed
-from kd_keras.statistics import FAILS, HOLDS, UNSURE
+from kd_keras.report import claims
+from kd_keras.report.claims import histograms, losses, speed
+from kd_keras.report.statistics import FAILS, HOLDS, UNSURE
 
 N = 400  # test images per seed
 SETS = ("train", "valid", "test")

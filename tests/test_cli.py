@@ -101,7 +101,7 @@ def test_stop_after_past_its_deadline_exits_3_and_names_the_resume(folders, caps
     assert code == 3 and len(err.strip().splitlines()) == 1 and err.startswith("stopped: "), err
     run = folders / "runs" / "ok-smoke" / "seed0" / "teacher"
     # Stopped before the run, or at the end of its first epoch (if the deadline had not passed yet).
-    from kd_keras import runs
+    from kd_keras.replay import runs
 
     assert len(runs.read_history(run / "history.csv")) <= 1 and not runs.is_complete(str(run))
 
@@ -160,22 +160,22 @@ def test_input_errors_are_answered_before_tensorflow_loads(tmp_path):
                                    OSError("Unable to create file (file write failed: errno = 28)"),
                                    PermissionError(13, "Permission denied", "/readonly/runs")])
 def test_a_full_or_forbidden_disk_is_one_error_line(error, capsys, monkeypatch):
-    from kd_keras import cli
+    from kd_keras.cli import commands
 
     def report(**_):
         raise error
 
-    monkeypatch.setattr(cli.report_command, "callback", report)
+    monkeypatch.setattr(commands.report_command, "callback", report)
     code, _, err = run_cli(capsys, "report", "--runs-dir", "runs")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "run the same command" in err
 
 
 def test_other_os_errors_are_not_hidden(capsys, monkeypatch):
-    from kd_keras import cli
+    from kd_keras.cli import commands
 
     def report(**_):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(cli.report_command, "callback", report)
+    monkeypatch.setattr(commands.report_command, "callback", report)
     with pytest.raises(OSError):
         cli.main(["report"])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kd_keras import input_pipeline, runs
+from kd_keras import input_pipeline
+from kd_keras.replay import runs
 
 
 def test_a_truncated_json_file_is_one_damaged_file_error(tmp_path):

@@ -62,7 +62,7 @@ def test_mcnemar_works_past_a_thousand_discordant_pairs():
 def test_mean_std_cells_use_the_sample_standard_deviation():
     import statistics
 
-    from kd_keras.tables import NOT_RUN, mean_std
+    from kd_keras.report.tables import NOT_RUN, mean_std
 
     values = [0.91, 0.95, 0.88]
     assert mean_std(values, 3) == f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n=3)"

@@ -14,14 +14,15 @@ from conftest import run_cli
 from kd_keras.errors import UserError
 
 import kd_keras
-from kd_keras import archive, pipeline, presets, report, train
+from kd_keras.replay import archive, paper_b, presets, train
+from kd_keras import report
 
 
 @pytest.fixture(scope="module")
 def kd_runs(tmp_path_factory):
     runs_dir = str(tmp_path_factory.mktemp("runs"))
     exp = train.Experiment(presets.get("smoke"), "synthetic", runs_dir, weights="none", verbose=0)
-    pipeline.reproduce(exp, generations=1)
+    paper_b.reproduce(exp, generations=1)
     return runs_dir, exp
 
 
@@ -177,7 +178,7 @@ def test_the_archive_keeps_what_the_report_reads_and_names_no_machine(kd_runs, t
 
 
 def test_a_run_in_use_by_another_process_is_refused_and_then_reused(kd_runs, tmp_path, capsys):
-    from kd_keras import runs
+    from kd_keras.replay import runs
 
     runs_dir, exp = kd_runs
     with runs.RunLock(exp.run_dir("teacher")):  # another holder: flock refuses a second descriptor
@@ -209,7 +210,8 @@ def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
 
 @pytest.mark.parametrize("fmt, quantize", [("tflite", "int8"), ("onnx", "none")])
 def test_export_scores_the_exported_student_on_the_runs_test_split(kd_runs, fmt, quantize, tmp_path):
-    from kd_keras import data, export, input_pipeline
+    from kd_keras import data, input_pipeline
+    from kd_keras.deploy import export
 
     runs_dir, exp = kd_runs
     run_dir = exp.run_dir("student-soft")
@@ -235,7 +237,7 @@ def test_export_scores_the_exported_student_on_the_runs_test_split(kd_runs, fmt,
 def test_export_without_its_runtime_names_the_extra(kd_runs, monkeypatch):
     import builtins
 
-    from kd_keras import export
+    from kd_keras.deploy import export
 
     real_import = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
@@ -271,7 +273,7 @@ def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys
 
 def test_terminal_summary_names_each_models_test_accuracy_and_the_speed_up(kd_runs):
     _, exp = kd_runs
-    lines = pipeline.summary(exp, generations=1)
+    lines = paper_b.summary(exp, generations=1)
     text = "\n".join(lines)
     for name in ("teacher", "student-classic", "student-hard", "student-soft", "hard-chain-1", "soft-chain-1"):
         accuracy = json.load(open(os.path.join(exp.run_dir(name), "metrics.json")))["eval"]["test"]["accuracy"]

@@ -8,7 +8,8 @@ import time
 import keras
 import pytest
 
-from kd_keras import plan, presets, runs, runtime, train
+from kd_keras.replay import plan, presets, runs, train
+from kd_keras import runtime
 
 
 def test_plan_counts_images_runs_steps_and_cache_without_training(tmp_path):

@@ -12,12 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import runs
+from kd_keras.replay import runs
 from kd_keras.errors import NonFiniteLossError
 
 STUDENT_SCRIPT = """
 import dataclasses, sys
-from kd_keras import presets, runtime, train
+from kd_keras.replay import presets, train
+from kd_keras import runtime
 runtime.configure(deterministic={deterministic})
 preset = dataclasses.replace(presets.get("smoke"), teacher_epochs=1, student_epochs={epochs})
 exp = train.Experiment(preset, "synthetic", sys.argv[1], weights="none", verbose=0)
@@ -349,7 +350,8 @@ def test_strategy_and_deterministic_reach_the_experiment_through_the_cli(tmp_pat
     script = textwrap.dedent("""
         import sys
         from tensorflow.python.framework import config
-        from kd_keras import cli, train
+        from kd_keras import cli
+        from kd_keras.replay import train
 
         def teacher(exp):
             print(type(exp.strategy).__name__, config.is_op_determinism_enabled())

@@ -46,7 +46,7 @@ def test_every_archived_run_names_the_code_that_made_it():
 
 
 def test_archiving_the_archive_again_changes_no_byte(tmp_path):
-    from kd_keras import archive
+    from kd_keras.replay import archive
 
     copied = archive.archive_runs(ARCHIVE, str(tmp_path / "again"), log=lambda *_: None)
     assert len(copied) >= 100

@@ -12,7 +12,8 @@ import pytest
 from kd_keras.errors import UserError
 from PIL import Image
 
-from kd_keras import loss_study, models, presets, report, runs, train
+from kd_keras.replay import paper_a, presets, runs, train
+from kd_keras import models, report
 
 
 def test_a_truncated_metrics_file_is_not_a_finished_run(tmp_path):
@@ -59,7 +60,7 @@ def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
     assert any(p.endswith("loss_curves_Critters.png") for p in paths)
     # Another learning rate on the same runs folder: refused before anything trains, not silently reused.
     with pytest.raises(UserError, match=r"other settings \(lr\)"):
-        loss_study.study_losses([str(data_dir)], ["softmax"], [0], dataclasses.replace(preset, loss_lr=0.5),
+        paper_a.study_losses([str(data_dir)], ["softmax"], [0], dataclasses.replace(preset, loss_lr=0.5),
                                 runs_dir=runs_dir, backbone="ResNet50", weights="none", verbose=0)
 
 

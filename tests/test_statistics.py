@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from kd_keras import statistics
-from kd_keras.statistics import FAILS, HOLDS, UNSURE, Comparison, Part
+from kd_keras.report import statistics
+from kd_keras.report.statistics import FAILS, HOLDS, UNSURE, Comparison, Part
 
 
 def _t_density_area(dof, upper):

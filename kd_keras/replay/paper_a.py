@@ -17,7 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from kd_keras import data, input_pipeline, losses, models, provenance, runs
+from kd_keras import data, input_pipeline, losses, models
+from kd_keras.replay import provenance, runs
 from kd_keras.errors import UserError
 from kd_keras.layers import lsoftmax_logits
 

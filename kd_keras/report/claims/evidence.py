@@ -11,8 +11,9 @@ import os
 
 import numpy as np
 
-from kd_keras import metrics, statistics as st
-from kd_keras.runs import read_split
+from kd_keras import metrics
+from kd_keras.report import statistics as st
+from kd_keras.replay.runs import read_split
 
 OURS = "not a sentence of the paper: an ordering observed in its tables (ours)"
 

@@ -3,7 +3,8 @@
 import os
 import time
 
-from kd_keras import data, models, provenance, runs, timing, train
+from kd_keras import data, models
+from kd_keras.replay import provenance, runs, timing, train
 from kd_keras.distill import MODES
 from kd_keras.errors import UserError
 
@@ -24,7 +25,7 @@ def chains(exp, generations, kinds=("hard", "soft"), budget_minutes=None, starte
     """
     teacher_dir = train.teacher_run(exp)
     if budget_minutes is not None:
-        from kd_keras import budget
+        from kd_keras.replay import budget
 
         exp = budget.size_students(exp, teacher_dir, student_runs(generations, kinds), budget_minutes,
                                    time.time() if started is None else started)

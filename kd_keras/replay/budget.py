@@ -36,7 +36,8 @@ import time
 
 import numpy as np
 
-from kd_keras import data, input_pipeline, runs, train, user_models
+from kd_keras import data, input_pipeline, user_models
+from kd_keras.replay import runs, train
 from kd_keras.errors import UserError
 
 MAX_EPOCHS = 100  # the paper's

@@ -85,7 +85,8 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
                  teacher_model=None, student_spec="resnet18", student_size=None):
     import dataclasses
 
-    from kd_keras import catalog, presets
+    from kd_keras.replay import presets
+    from kd_keras.weights import resolve_weights
 
     # Everything that needs no TensorFlow is checked first: a wrong value is answered at once.
     chosen = presets.get(preset)
@@ -99,14 +100,14 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
     if stop_after is not None and not (0 < stop_after < float("inf")):  # nan and inf fail too
         raise UserError(f"--stop-after must be a number of minutes > 0, got {stop_after}")
     deadline = None if stop_after is None else time.time() + 60 * stop_after
-    catalog.resolve_weights(weights)
+    resolve_weights(weights)
     if student_size is not None and student_size < 32:
         raise UserError(f"--student-size must be >= 32, got {student_size}")
     if teacher_model is not None and not os.path.isfile(teacher_model):
         raise UserError(f"--teacher-model: no such file: {teacher_model}")
 
     from kd_keras import backbones, runtime, user_models
-    from kd_keras.train import Experiment
+    from kd_keras.replay.train import Experiment
 
     if teacher_backbone is not None:
         teacher_backbone = backbones.check_name(teacher_backbone)
@@ -178,7 +179,7 @@ def data_command(data_dir, as_json, runs_dir):
 def teacher(**options):
     """Train the teacher (ResNet-50, or the preset's backbone)."""
     experiments = _experiments(**options)
-    from kd_keras import train
+    from kd_keras.replay import train
 
     for exp in experiments:
         click.echo(train.train_teacher(exp))
@@ -194,7 +195,7 @@ def student(mode, teacher_dir, **options):
     if teacher_dir and options["teacher_model"]:
         raise UserError("give --teacher (a run folder) or --teacher-model (a .keras file), not both")
     experiments = _experiments(**options)
-    from kd_keras import train
+    from kd_keras.replay import train
 
     for exp in experiments:
         parent = teacher_dir or (train.import_teacher(exp, exp.teacher_model) if exp.teacher_model
@@ -215,10 +216,10 @@ def recursive(generations, chain, budget_minutes, **options):
         raise UserError(f"--generations must be >= 1, got {generations}")
     _check_budget(budget_minutes)
     experiments = _experiments(**options)
-    from kd_keras import pipeline
+    from kd_keras.replay import paper_b
 
     for exp in experiments:
-        pipeline.chains(exp, generations, ("hard", "soft") if chain == "both" else (chain,), budget_minutes, started)
+        paper_b.chains(exp, generations, ("hard", "soft") if chain == "both" else (chain,), budget_minutes, started)
         started = time.time()  # the budget is per seed
 
 
@@ -235,7 +236,8 @@ def bench(as_json, images, threads, student_dir, exported, **options):
         raise UserError(f"--images must be >= 1, got {images}")
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be >= 1, got {threads}")
-    from kd_keras import pipeline, runtime
+    from kd_keras.replay import paper_b
+    from kd_keras import runtime
 
     for path in filter(None, (student_dir, exported)):
         if not os.path.exists(path):
@@ -244,7 +246,7 @@ def bench(as_json, images, threads, student_dir, exported, **options):
         raise UserError(f"{exported} has no .json beside it; make it with kd-keras export")
     runtime.cpu_only(threads)
     exp = _experiments(**options)[0]
-    result = pipeline.timing_run(exp, images, student_dir, exported, threads)
+    result = paper_b.timing_run(exp, images, student_dir, exported, threads)
     click.echo(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
@@ -264,7 +266,8 @@ def reproduce(generations, report, plan_only, budget_minutes, **options):
         raise UserError(f"--generations must be >= 1, got {generations}")
     _check_budget(budget_minutes)
     experiments = _experiments(**options)
-    from kd_keras import pipeline, plan, report as report_module
+    from kd_keras.replay import paper_b, plan
+    from kd_keras import report as report_module
 
     if plan_only or experiments[0].preset.estimate_before_run:
         minutes = plan.plan(experiments[0], generations, log=click.echo)
@@ -273,7 +276,7 @@ def reproduce(generations, report, plan_only, budget_minutes, **options):
     if plan_only:
         return
     for exp in experiments:
-        pipeline.reproduce(exp, generations, budget_minutes, started)
+        paper_b.reproduce(exp, generations, budget_minutes, started)
         started = time.time()  # the budget is per seed
     if report:
         runs_dir = options["runs_dir"]
@@ -282,7 +285,7 @@ def reproduce(generations, report, plan_only, budget_minutes, **options):
         click.echo(f"report: {len(written)} tables and figures in {os.path.join(runs_dir, 'results')} and "
                    f"{os.path.join(runs_dir, 'figures')}")
     for exp in experiments:
-        click.echo("\n".join(pipeline.summary(exp, generations)))
+        click.echo("\n".join(paper_b.summary(exp, generations)))
 
 
 @cli.command("export")
@@ -298,7 +301,8 @@ def export_command(run_dir, fmt, quantize, out, image_size):
     """Export a run's best model, score it on the run's test split, write <file>.json beside it."""
     if not os.path.isfile(os.path.join(run_dir, "metrics.json")):
         raise UserError(f"{run_dir} is not a finished run (no metrics.json)")
-    from kd_keras import export, runtime
+    from kd_keras.deploy import export
+    from kd_keras import runtime
 
     runtime.require_tensorflow("kd-keras export (the TFLite, ONNX and SavedModel converters)")
     export.check_choice(fmt, quantize)
@@ -321,22 +325,24 @@ def export_command(run_dir, fmt, quantize, out, image_size):
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def losses_command(data_dirs, loss_names, backbone, preset, seeds, weights, runs_dir, quiet):
     """Paper A: compare losses on small class-folder datasets."""
-    from kd_keras import catalog, presets
+    from kd_keras.loss_heads import LOSS_HEADS
+    from kd_keras.replay import presets
+    from kd_keras.weights import resolve_weights
 
     for name in loss_names:
-        if name not in catalog.LOSS_HEADS:
-            raise UserError(f"unknown loss {name!r}; choose from {', '.join(catalog.LOSS_HEADS)}")
+        if name not in LOSS_HEADS:
+            raise UserError(f"unknown loss {name!r}; choose from {', '.join(LOSS_HEADS)}")
     chosen = presets.get(preset)
-    catalog.resolve_weights(weights)
+    resolve_weights(weights)
     for data_dir in data_dirs:
         _check_data_dir(data_dir)
-    from kd_keras import loss_study
+    from kd_keras.replay import paper_a
 
     if backbone is not None:
         from kd_keras import backbones
 
         backbone = backbones.check_name(backbone)
-    loss_study.study_losses(list(data_dirs), list(loss_names), seeds, chosen, runs_dir,
+    paper_a.study_losses(list(data_dirs), list(loss_names), seeds, chosen, runs_dir,
                             backbone, weights, verbose=_verbosity(quiet))
 
 
@@ -383,7 +389,7 @@ def report_command(runs_dir, out, figures, latex):
               help="the archive: the small files of every finished run, no models")
 def archive_command(runs_dir, to):
     """Copy every finished run's config, split, history, metrics and predictions into the archive."""
-    from kd_keras import archive
+    from kd_keras.replay import archive
 
     if not os.path.isdir(runs_dir):
         raise UserError(f"--runs-dir {runs_dir} is not a folder")

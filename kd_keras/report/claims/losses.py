@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 
-from kd_keras import statistics as st
-from kd_keras.claims.evidence import Claim, make_claim, shared_images
-from kd_keras.paper_values import dataset_key
-from kd_keras.runs import read_history
-from kd_keras.statistics import Part
+from kd_keras.report import statistics as st
+from kd_keras.report.claims.evidence import Claim, make_claim, shared_images
+from kd_keras.report.paper_values import dataset_key
+from kd_keras.replay.runs import read_history
+from kd_keras.report.statistics import Part
 
 TABLE_4 = "not a sentence: the ranking of the thesis's Table 4 (accuracy after training)"
 CURVES = ("The thesis reads: softmax overfits on Weather (test loss above train at the end); cosine trains well "

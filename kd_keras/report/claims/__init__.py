@@ -19,13 +19,13 @@ Example:
     ['claim', 'the paper says (PAPERS.md)']
 """
 
-from kd_keras.claims.distillation import distillation_claims
-from kd_keras.claims.evidence import Claim, accuracy_difference, chain_run, shared_images
-from kd_keras.claims.histograms import histogram_claims
-from kd_keras.claims.losses import loss_claims, loss_difference
-from kd_keras.claims.speed import speedup_claim
-from kd_keras.statistics import FAILS, HOLDS, UNSURE
-from kd_keras.tables import Table
+from kd_keras.report.claims.distillation import distillation_claims
+from kd_keras.report.claims.evidence import Claim, accuracy_difference, chain_run, shared_images
+from kd_keras.report.claims.histograms import histogram_claims
+from kd_keras.report.claims.losses import loss_claims, loss_difference
+from kd_keras.report.claims.speed import speedup_claim
+from kd_keras.report.statistics import FAILS, HOLDS, UNSURE
+from kd_keras.report.tables import Table
 
 __all__ = ["Claim", "accuracy_difference", "chain_run", "claims_table", "distillation_claims", "histogram_claims",
            "loss_claims", "loss_difference", "paper_b_claims", "shared_images", "speedup_claim",

@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kd_keras import paper_values as paper  # noqa: E402
-from kd_keras.runs import read_history  # noqa: E402
+from kd_keras.report import paper_values as paper  # noqa: E402
+from kd_keras.replay.runs import read_history  # noqa: E402
 
 NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
 _PNG = {"Software": None}  # no version stamp: same runs, same bytes where matplotlib allows

@@ -14,7 +14,8 @@ import time
 import keras
 import numpy as np
 
-from kd_keras import data, input_pipeline, metrics, models, provenance, runs, user_models
+from kd_keras import data, input_pipeline, metrics, models, user_models
+from kd_keras.replay import provenance, runs
 from kd_keras.distill import Distiller
 from kd_keras.errors import UserError
 from kd_keras.schedules import legacy_decay

@@ -18,7 +18,8 @@ import tempfile
 
 import numpy as np
 
-from kd_keras import layers, metrics, runs  # noqa: F401  (layers: a teacher's ColorAffine loads)
+from kd_keras import layers, metrics  # noqa: F401  (layers: a teacher's ColorAffine loads)
+from kd_keras.replay import runs
 from kd_keras.errors import UserError
 
 FORMATS = ("tflite", "onnx", "saved_model")

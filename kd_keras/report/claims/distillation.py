@@ -1,9 +1,9 @@
 """Paper B's claims on the students and the recursive chains (sections 4, 4.3 and 4.4)."""
 
-from kd_keras import paper_values as paper, statistics as st
-from kd_keras.claims.evidence import (OURS, Claim, accuracy, accuracy_difference, chain_run, make_claim,
+from kd_keras.report import paper_values as paper, statistics as st
+from kd_keras.report.claims.evidence import (OURS, Claim, accuracy, accuracy_difference, chain_run, make_claim,
                                       scalar_comparison, uncertainty)
-from kd_keras.statistics import FAILS, HOLDS, UNSURE, Part
+from kd_keras.report.statistics import FAILS, HOLDS, UNSURE, Part
 
 GENERATIONS = 6
 SETS = ("train", "valid", "test")

@@ -11,7 +11,7 @@ import os
 
 import pandas as pd
 
-from kd_keras.runs import read_json
+from kd_keras.replay.runs import read_json
 
 COLUMNS = ["experiment", "seed", "run", "kind", "mode", "generation", "split", "accuracy", "loss",
            "uncertainty", "backbone", "weights", "image_size", "preset", "run_dir"]

@@ -38,7 +38,7 @@ def code_version():
         ``keras``, ``tensorflow`` and ``jax`` versions (None where not installed).
 
     Example:
-        >>> from kd_keras.provenance import code_version
+        >>> from kd_keras.replay.provenance import code_version
         >>> sorted(code_version())[:3]
         ['backend', 'git_commit', 'git_dirty']
     """

@@ -38,7 +38,8 @@ def describe(exp, generations):
 
 def measure(exp, shape):
     """Seconds per image: teacher features, and student training and inference (:func:`kd_keras.budget.measure`)."""
-    from kd_keras import budget, models
+    from kd_keras.replay import budget
+    from kd_keras import models
 
     rng = np.random.default_rng(0)
     t = shape["teacher_size"]

@@ -8,10 +8,11 @@ import os
 
 import numpy as np
 
-from kd_keras import metrics, paper_values as paper
-from kd_keras.claims.distillation import GENERATIONS, SETS
-from kd_keras.claims.evidence import chain_run, histogram, make_claim, per_seed, predictions, scalar_comparison
-from kd_keras.statistics import Part, compare_scalars
+from kd_keras import metrics
+from kd_keras.report import paper_values as paper
+from kd_keras.report.claims.distillation import GENERATIONS, SETS
+from kd_keras.report.claims.evidence import chain_run, histogram, make_claim, per_seed, predictions, scalar_comparison
+from kd_keras.report.statistics import Part, compare_scalars
 
 NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
 CONFIDENT = 0.80  # "very confident": at least 80 % of predictions in the two end bins

@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 
-from kd_keras import paper_values as paper
-from kd_keras.claims.evidence import Claim
-from kd_keras.statistics import Part, ratio_of_means, verdict
+from kd_keras.report import paper_values as paper
+from kd_keras.report.claims.evidence import Claim
+from kd_keras.report.statistics import Part, ratio_of_means, verdict
 
 ABOUT = 0.2  # "about 5 times": within ±20 % of the paper's 4.95, i.e. 3.96 to 5.94
 QUOTE = ('Whole test set: ResNet-18 268.80433 s, ResNet-50 1329.45384 s. Difference 1060.65 s; "about 5 times '

@@ -20,7 +20,7 @@ import os
 import shutil
 
 from kd_keras.errors import UserError
-from kd_keras.runs import read_json, read_split, replace_atomically, write_json
+from kd_keras.replay.runs import read_json, read_split, replace_atomically, write_json
 
 # A run's file -> its name in the archive.
 FILES = {"config.json": "config.json", "split.json": "split.json.gz", "history.csv": "history.csv",

@@ -65,7 +65,7 @@ def end_to_end_latency(model, paths, size):
 
 def exported_latency(path, images, threads=None):
     """Seconds per image of an exported model (``.tflite``, ``.onnx``) in its runtime, one per image."""
-    from kd_keras.export import load_runtime
+    from kd_keras.deploy.export import load_runtime
 
     run = load_runtime(path, threads)
     batches = [image[None].astype("float32") / 255.0 for image in images]

@@ -10,11 +10,11 @@ import os
 import numpy as np
 import pandas as pd
 
-from kd_keras import figures, paper_values as paper
-from kd_keras.claims import claims_table, loss_difference
-from kd_keras.frame import load_runs  # noqa: F401  (the report's public data source)
-from kd_keras.runs import read_json
-from kd_keras.tables import NOT_RUN, Table, difference, mean_std
+from kd_keras.report import figures, paper_values as paper
+from kd_keras.report.claims import claims_table, loss_difference
+from kd_keras.report.frame import load_runs  # noqa: F401  (the report's public data source)
+from kd_keras.replay.runs import read_json
+from kd_keras.report.tables import NOT_RUN, Table, difference, mean_std
 
 NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
 KD_SETS = {
