@@ -61,7 +61,7 @@ class Dataset:
                    {s: [(p, int(y)) for p, y in items] for s, items in blob["splits"].items()})
 
     def save(self, path):
-        from kd_keras.replay.runs import write_json
+        from kd_keras.files import write_json
 
         write_json(path, self.to_json())
 

@@ -24,6 +24,8 @@ import sys
 import keras
 import numpy as np
 
+from kd_keras.files import replace_atomically
+
 
 def _backend_is_tensorflow():
     return keras.backend.backend() == "tensorflow"
@@ -184,9 +186,8 @@ def cached_images(items, size, cache_dir, label="images", log=print):
         log(f"decoding {label}: {len(kept)}/{len(paths)} (cached)")
     else:
         images, kept, skipped = decode_images(paths, size, label, log)
-        tmp = cache_file + f".{os.getpid()}.tmp.npz"
-        np.savez(tmp, images=images, kept=kept, skipped=np.array(skipped, dtype=str))
-        os.replace(tmp, cache_file)
+        replace_atomically(cache_file, lambda tmp: np.savez(tmp, images=images, kept=kept,
+                                                            skipped=np.array(skipped, dtype=str)), suffix=".tmp.npz")
     if skipped:
         print(f"warning: skipped {len(skipped)} unreadable file(s) in {label}: "
               + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kd_keras.replay import budget, presets, runs, train
+from kd_keras.replay import budget, layout, presets, run_files, train
 from kd_keras import data
 from kd_keras.errors import UserError
 
@@ -74,14 +74,13 @@ def test_finished_runs_are_not_counted(tmp_path, monkeypatch):
     exp, teacher_dir = _seed_with_a_teacher(tmp_path)
     monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: RATES)
     for name in ("student-classic", "student-hard"):
-        runs.write_json(os.path.join(exp.run_dir(name), "metrics.json"), {})
+        run_files.write_json(os.path.join(exp.run_dir(name), "metrics.json"), {})
     sized = budget.size_students(exp, teacher_dir, ["student-classic", "student-hard", "student-soft"], 3,
                                  time.time(), log=lambda *_: None)
     assert sized.budget["runs"] == 1
 
 
 def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path):
-    from kd_keras.replay import paper_b
 
     exp = train.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
     teacher_dir = train.teacher_run(exp)
@@ -91,5 +90,5 @@ def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path)
     assert rates.fixed_s > 0 and rates.train_s > 0 and rates.infer_s > 0 and rates.save_s > 0
     assert rates.train_s > rates.infer_s  # a training step also computes gradients
     assert sorted(os.listdir(os.path.dirname(teacher_dir))) == before  # the scratch run is gone
-    assert paper_b.student_runs(2) == ["student-classic", "student-hard", "student-soft", "hard-chain-1",
+    assert layout.student_runs(2) == ["student-classic", "student-hard", "student-soft", "hard-chain-1",
                                         "hard-chain-2", "soft-chain-1", "soft-chain-2"]

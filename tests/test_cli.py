@@ -101,9 +101,9 @@ def test_stop_after_past_its_deadline_exits_3_and_names_the_resume(folders, caps
     assert code == 3 and len(err.strip().splitlines()) == 1 and err.startswith("stopped: "), err
     run = folders / "runs" / "ok-smoke" / "seed0" / "teacher"
     # Stopped before the run, or at the end of its first epoch (if the deadline had not passed yet).
-    from kd_keras.replay import runs
+    from kd_keras.replay import run_files
 
-    assert len(runs.read_history(run / "history.csv")) <= 1 and not runs.is_complete(str(run))
+    assert len(run_files.read_history(run / "history.csv")) <= 1 and not run_files.is_complete(str(run))
 
 
 def test_incomplete_teacher_run_is_an_error(folders, capsys):

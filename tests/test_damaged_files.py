@@ -7,20 +7,20 @@ import pytest
 from PIL import Image
 
 from kd_keras import input_pipeline
-from kd_keras.replay import runs
+from kd_keras.replay import lifecycle, run_files
 
 
 def test_a_truncated_json_file_is_one_damaged_file_error(tmp_path):
     (tmp_path / "config.json").write_text('{"name": "teacher", "pres')
-    with pytest.raises(runs.DamagedFileError, match="config.json is damaged") as info:
-        runs.read_json(str(tmp_path / "config.json"))
+    with pytest.raises(run_files.DamagedFileError, match="config.json is damaged") as info:
+        run_files.read_json(str(tmp_path / "config.json"))
     assert "\n" not in str(info.value)
 
 
 def test_a_garbled_history_is_one_damaged_file_error(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\nx\x00y,zz\n")
-    with pytest.raises(runs.DamagedFileError, match="history.csv is damaged"):
-        runs.read_history(str(tmp_path / "history.csv"))
+    with pytest.raises(run_files.DamagedFileError, match="history.csv is damaged"):
+        run_files.read_history(str(tmp_path / "history.csv"))
 
 
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really", None])
@@ -49,7 +49,7 @@ def test_a_damaged_resume_state_starts_the_run_over_with_a_warning(tmp_path, sta
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text(state)
     (tmp_path / "history.csv").write_text("epoch,loss,accuracy\n1,0.5,0.5\n")  # an earlier attempt's
-    assert runs.completed_epochs(str(tmp_path)) == 0
+    assert lifecycle.completed_epochs(str(tmp_path)) == 0
     assert not checkpoint.exists() and "damaged" in capsys.readouterr().err
     assert not (tmp_path / "history.csv").exists()  # the run over: no epoch of the attempt it drops
 
@@ -61,22 +61,22 @@ def test_a_history_without_the_epochs_the_state_trained_starts_the_run_over(tmp_
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     (tmp_path / "history.csv").write_text(history)
-    assert runs.completed_epochs(str(tmp_path)) == 0
+    assert lifecycle.completed_epochs(str(tmp_path)) == 0
     assert "lacks epoch 1" in capsys.readouterr().err and not checkpoint.exists()
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     (tmp_path / "history.csv").write_text("epoch,loss,accuracy\n1,0.6,0.5\n2,0.5,0.5\n")
-    assert runs.completed_epochs(str(tmp_path)) == 2  # whole: resumed
+    assert lifecycle.completed_epochs(str(tmp_path)) == 2  # whole: resumed
 
 
 def test_a_truncated_predictions_file_is_one_damaged_file_error(tmp_path):
     np.savez(tmp_path / "predictions.npz", train=np.arange(1000.0), label_train=np.zeros(1000))
     raw = (tmp_path / "predictions.npz").read_bytes()
     (tmp_path / "predictions.npz").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(runs.DamagedFileError, match="predictions.npz is damaged"):
-        runs.read_predictions(str(tmp_path / "predictions.npz"), ["train"])
+    with pytest.raises(run_files.DamagedFileError, match="predictions.npz is damaged"):
+        run_files.read_predictions(str(tmp_path / "predictions.npz"), ["train"])
     np.savez(tmp_path / "ok.npz", train=np.arange(3.0))
-    np.testing.assert_array_equal(runs.read_predictions(str(tmp_path / "ok.npz"), ["train"])["train"], [0, 1, 2])
+    np.testing.assert_array_equal(run_files.read_predictions(str(tmp_path / "ok.npz"), ["train"])["train"], [0, 1, 2])
 
 
 def _fit(run_dir, init_seed, epochs, deadline=None):
@@ -93,7 +93,7 @@ def _fit(run_dir, init_seed, epochs, deadline=None):
     y = (np.arange(32) % 2).astype("float32")
     data = input_pipeline.ArrayBatches(x, y, 8, shuffle=True, seed=1)
     valid = input_pipeline.ArrayBatches(x, y, 8)
-    runs.fit_resumable(model, data, valid, epochs, str(run_dir), model.save, verbose=0, deadline=deadline)
+    lifecycle.fit_resumable(model, data, valid, epochs, str(run_dir), model.save, verbose=0, deadline=deadline)
     return [np.array(v) for v in model.weights]
 
 
@@ -105,10 +105,10 @@ def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_
     import h5py
     import keras
 
-    with pytest.raises(runs.DeadlineReached):
+    with pytest.raises(lifecycle.DeadlineReached):
         _fit(tmp_path / "run", 0, 3, deadline=time.time())  # stops after epoch 1, its state kept
     checkpoint = tmp_path / "run" / "checkpoint"
-    assert runs.completed_epochs(str(tmp_path / "run")) == 1
+    assert lifecycle.completed_epochs(str(tmp_path / "run")) == 1
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
         other.save_weights(str(checkpoint / "other.weights.h5"))
@@ -118,7 +118,7 @@ def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_
     capsys.readouterr()
     resumed = _fit(tmp_path / "run", 5, 3)  # another initialisation, which the restart must keep
     assert "cannot be loaded" in capsys.readouterr().err
-    assert [r["epoch"] for r in runs.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
+    assert [r["epoch"] for r in run_files.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
     fresh = _fit(tmp_path / "fresh", 5, 3)  # the same run, never interrupted
     for a, b in zip(resumed, fresh):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -130,19 +130,19 @@ def test_a_disk_without_room_for_the_resume_state_is_enospc_before_hdf5_writes(t
     import shutil
     import time
 
-    with pytest.raises(runs.DeadlineReached):
+    with pytest.raises(lifecycle.DeadlineReached):
         _fit(tmp_path / "run", 0, 3, deadline=time.time())
     latest = tmp_path / "run" / "checkpoint" / "latest.weights.h5"
     saved = latest.read_bytes()
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(runs.shutil, "disk_usage", lambda folder: usage._replace(free=2**20))
+    monkeypatch.setattr(lifecycle.shutil, "disk_usage", lambda folder: usage._replace(free=2**20))
     with pytest.raises(OSError) as info:
         _fit(tmp_path / "run", 0, 3)
     assert info.value.errno == errno.ENOSPC and "MiB needed" in str(info.value)
-    assert latest.read_bytes() == saved and runs.completed_epochs(str(tmp_path / "run")) == 1  # epoch 1 kept
+    assert latest.read_bytes() == saved and lifecycle.completed_epochs(str(tmp_path / "run")) == 1  # epoch 1 kept
     monkeypatch.undo()
     _fit(tmp_path / "run", 0, 3)  # room again: the same call resumes and finishes
-    assert [r["epoch"] for r in runs.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
+    assert [r["epoch"] for r in run_files.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
@@ -154,5 +154,5 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError):
-        runs.replace_atomically(str(tmp_path / "metrics.json"), fails_half_way)
+        run_files.replace_atomically(str(tmp_path / "metrics.json"), fails_half_way)
     assert os.listdir(tmp_path) == ["metrics.json"] and (tmp_path / "metrics.json").read_text() == "{}"

@@ -178,16 +178,16 @@ def test_the_archive_keeps_what_the_report_reads_and_names_no_machine(kd_runs, t
 
 
 def test_a_run_in_use_by_another_process_is_refused_and_then_reused(kd_runs, tmp_path, capsys):
-    from kd_keras.replay import runs
+    from kd_keras.replay import lifecycle
 
     runs_dir, exp = kd_runs
-    with runs.RunLock(exp.run_dir("teacher")):  # another holder: flock refuses a second descriptor
+    with lifecycle.RunLock(exp.run_dir("teacher")):  # another holder: flock refuses a second descriptor
         with pytest.raises(UserError, match=r"teacher is in use by PID \d+"):
             train.train_teacher(exp)
         code, _, err = run_cli(capsys, "student", "--mode", "soft", "--preset", "smoke", "--weights", "none",
                                "--runs-dir", runs_dir)
         assert code == 0  # another run of the same seed is free
-        with runs.RunLock(exp.run_dir("student-soft")) as held:
+        with lifecycle.RunLock(exp.run_dir("student-soft")) as held:
             assert held.fd is not None
     assert train.train_teacher(exp) == exp.run_dir("teacher")  # released: finished, reused
 

@@ -8,7 +8,7 @@ import time
 import keras
 import pytest
 
-from kd_keras.replay import plan, presets, runs, train
+from kd_keras.replay import lifecycle, plan, presets, run_files, train
 from kd_keras import runtime
 
 
@@ -39,7 +39,7 @@ def test_gpu_preset_code_path_runs_on_cpu_with_tiny_data(tmp_path):
         student_dir = train.train_student(exp, "soft", train.train_teacher(exp))
         config = json.load(open(os.path.join(exp.run_dir("teacher"), "config.json")))
         assert config["backbone"] == "efficientnet-lite0" and config["preset"]["mixed_precision"] == "bfloat16"
-        assert runs.is_complete(student_dir)
+        assert run_files.is_complete(student_dir)
         student = keras.models.load_model(os.path.join(student_dir, "model.keras"))
         assert student.get_layer("conv1_conv").compute_dtype == "bfloat16"
         assert student.output.dtype == "float32"
@@ -50,17 +50,17 @@ def test_gpu_preset_code_path_runs_on_cpu_with_tiny_data(tmp_path):
 def test_stop_after_stops_at_an_epoch_end_and_the_same_command_resumes(tmp_path, monkeypatch):
     smoke = dataclasses.replace(presets.get("smoke"), teacher_epochs=3)
     exp = train.Experiment(smoke, "synthetic", str(tmp_path), weights="none", verbose=0, deadline=time.time())
-    with pytest.raises(runs.DeadlineReached, match="before the next run"):
+    with pytest.raises(lifecycle.DeadlineReached, match="before the next run"):
         train.train_teacher(exp)  # past the deadline: not even started
     assert not os.path.exists(os.path.join(exp.run_dir("teacher"), "history.csv"))
-    check = runs.check_deadline
-    monkeypatch.setattr(runs, "check_deadline", lambda deadline, where="before the next run": where == "before the next run" or check(
+    check = lifecycle.check_deadline
+    monkeypatch.setattr(lifecycle, "check_deadline", lambda deadline, where="before the next run": where == "before the next run" or check(
         deadline, where))  # let the run start, as if the deadline passed during its first epoch
-    with pytest.raises(runs.DeadlineReached, match="after epoch 1"):
+    with pytest.raises(lifecycle.DeadlineReached, match="after epoch 1"):
         train.train_teacher(exp)
     monkeypatch.undo()
-    assert len(runs.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))) == 1
-    assert not runs.is_complete(exp.run_dir("teacher"))
+    assert len(run_files.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))) == 1
+    assert not run_files.is_complete(exp.run_dir("teacher"))
     exp.deadline = None
     train.train_teacher(exp)
-    assert [r["epoch"] for r in runs.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))] == [1, 2, 3]
+    assert [r["epoch"] for r in run_files.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))] == [1, 2, 3]

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras.replay import runs
+from kd_keras.replay import lifecycle, run_files
 from kd_keras.errors import NonFiniteLossError
 
 STUDENT_SCRIPT = """
@@ -40,18 +40,18 @@ def test_sigkill_then_same_command_resumes_and_completes(tmp_path):
     history = os.path.join(_student_dir(tmp_path), "history.csv")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while len(runs.read_history(history)) < 2 and time.time() < deadline and process.poll() is None:
+    while len(run_files.read_history(history)) < 2 and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = len(runs.read_history(history))
+    done_before = len(run_files.read_history(history))
     assert 2 <= done_before < 6, "the kill should land mid-training"
-    assert not runs.is_complete(_student_dir(tmp_path))
+    assert not run_files.is_complete(_student_dir(tmp_path))
 
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "resuming" in finished.stdout
-    rows = runs.read_history(history)
+    rows = run_files.read_history(history)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     for name in ("config.json", "split.json", "model.keras", "predictions.npz", "metrics.json"):
         assert os.path.exists(os.path.join(_student_dir(tmp_path), name)), name
@@ -71,7 +71,7 @@ def test_two_identical_teacher_commands_at_once_one_trains_and_the_other_is_told
     assert len(refused) == 1 and refused[0].startswith("error: ") and "is in use by PID" in refused[0]
     assert "PID ?" not in refused[0]  # the holder's PID, read even when both started together
     run = os.path.join(tmp_path, "synthetic-smoke", "seed0", "teacher")
-    assert runs.is_complete(run) and keras.models.load_model(os.path.join(run, "model.keras")) is not None
+    assert run_files.is_complete(run) and keras.models.load_model(os.path.join(run, "model.keras")) is not None
     third = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and third.stdout.strip().endswith("teacher"), third.stderr[-2000:]
     assert not [f for f in os.listdir(run) if ".tmp" in f]  # no temporary model left behind
@@ -104,10 +104,10 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_model(tmp_path,
     fit = model.fit
     monkeypatch.setattr(model, "fit", lambda *a, callbacks=(), **k: fit(*a, callbacks=[_PoisonWeights(), *callbacks], **k))
     with pytest.raises(NonFiniteLossError, match="epoch 3"):
-        runs.fit_resumable(model, _batches(x, y), _batches(x, y), 5, str(tmp_path), model.save, verbose=0)
+        lifecycle.fit_resumable(model, _batches(x, y), _batches(x, y), 5, str(tmp_path), model.save, verbose=0)
     kept = keras.models.load_model(tmp_path / "model.keras")
     assert all(np.all(np.isfinite(w)) for w in kept.get_weights())
-    assert [int(r["epoch"]) for r in runs.read_history(tmp_path / "history.csv")] == [1, 2]
+    assert [int(r["epoch"]) for r in run_files.read_history(tmp_path / "history.csv")] == [1, 2]
 
 
 def _batches(x, y):
@@ -252,12 +252,12 @@ def test_a_resumed_run_does_not_replay_the_batches_it_trained_on(tmp_path):
         keras.utils.set_random_seed(0)
         model = tiny_student((8, 8, 3))
         model.compile("adam", "binary_crossentropy")
-        train = lambda done: _recorded_pipeline(seen, runs.resumed_seed(3, done))  # noqa: E731
-        return runs.fit_resumable(model, train, None, 3, str(run_dir), model.save, verbose=0, deadline=deadline)
+        train = lambda done: _recorded_pipeline(seen, lifecycle.resumed_seed(3, done))  # noqa: E731
+        return lifecycle.fit_resumable(model, train, None, 3, str(run_dir), model.save, verbose=0, deadline=deadline)
 
     logs = [{}, {}, {}]
     run(tmp_path / "a", logs[0])
-    with pytest.raises(runs.DeadlineReached, match="after epoch 1"):
+    with pytest.raises(lifecycle.DeadlineReached, match="after epoch 1"):
         run(tmp_path / "b", logs[1], deadline=time.time())  # stops after epoch 1, as if killed there
     run(tmp_path / "b", logs[2])
     # The epochs trained: Keras also fetches a batch or two to build the model before epoch 1.
@@ -268,16 +268,16 @@ def test_a_resumed_run_does_not_replay_the_batches_it_trained_on(tmp_path):
     epochs = [first, resumed[:6], resumed[6:]]
     assert all(sorted(sum(e, ())) == list(range(48)) for e in epochs)  # each epoch sees every image once
     assert epochs[1] != epochs[0] and epochs[2] != epochs[0] and epochs[1] != epochs[2]
-    rows = runs.read_history(tmp_path / "b" / "history.csv")
+    rows = run_files.read_history(tmp_path / "b" / "history.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert not os.path.exists(tmp_path / "b" / "checkpoint")  # removed once complete
 
 
 def test_resumed_seed_is_the_seed_for_a_fresh_run_and_new_for_each_resume_point():
-    assert runs.resumed_seed(7, 0) == 7
-    seeds = {runs.resumed_seed(7, k) for k in range(1, 50)} | {runs.resumed_seed(8, k) for k in range(1, 50)}
+    assert lifecycle.resumed_seed(7, 0) == 7
+    seeds = {lifecycle.resumed_seed(7, k) for k in range(1, 50)} | {lifecycle.resumed_seed(8, k) for k in range(1, 50)}
     assert len(seeds) == 98 and 7 not in seeds and 8 not in seeds
-    assert runs.resumed_seed(7, 3) == runs.resumed_seed(7, 3)
+    assert lifecycle.resumed_seed(7, 3) == lifecycle.resumed_seed(7, 3)
 
 
 def test_a_resume_restores_the_weights_and_the_optimizer_state(tmp_path, monkeypatch):
@@ -299,9 +299,9 @@ def test_a_resume_restores_the_weights_and_the_optimizer_state(tmp_path, monkeyp
         keras.utils.set_random_seed(init_seed)  # a different initialisation in each attempt
         model = tiny_student((8, 8, 3))
         model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
-        train = lambda done: _recorded_pipeline({}, runs.resumed_seed(3, done))  # noqa: E731
-        with pytest.raises(runs.DeadlineReached):
-            runs.fit_resumable(model, train, _recorded_pipeline({}, 5), 3, str(tmp_path), model.save, verbose=0,
+        train = lambda done: _recorded_pipeline({}, lifecycle.resumed_seed(3, done))  # noqa: E731
+        with pytest.raises(lifecycle.DeadlineReached):
+            lifecycle.fit_resumable(model, train, _recorded_pipeline({}, 5), 3, str(tmp_path), model.save, verbose=0,
                                deadline=time.time())
         return model
 
@@ -319,7 +319,7 @@ def test_a_resume_restores_the_weights_and_the_optimizer_state(tmp_path, monkeyp
     assert len(stopped[2]) == len(restored["moments"]) > 0
     for a, b in zip(stopped[2], restored["moments"]):
         np.testing.assert_array_equal(a, b)
-    assert [int(r["epoch"]) for r in runs.read_history(tmp_path / "history.csv")] == [1, 2]
+    assert [int(r["epoch"]) for r in run_files.read_history(tmp_path / "history.csv")] == [1, 2]
 
 
 def test_native_stderr_is_silenced_inside_the_block_and_restored_after_it(tmp_path):

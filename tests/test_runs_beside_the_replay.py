@@ -12,15 +12,15 @@ import pytest
 from kd_keras.errors import UserError
 from PIL import Image
 
-from kd_keras.replay import paper_a, presets, runs, train
+from kd_keras.replay import paper_a, presets, run_files, train
 from kd_keras import models, report
 
 
 def test_a_truncated_metrics_file_is_not_a_finished_run(tmp_path):
     (tmp_path / "metrics.json").write_text('{"eval": {"test": {"accur')
-    assert not runs.is_complete(str(tmp_path))
+    assert not run_files.is_complete(str(tmp_path))
     (tmp_path / "metrics.json").write_text('{"eval": {}}')
-    assert runs.is_complete(str(tmp_path))
+    assert run_files.is_complete(str(tmp_path))
 
 
 def test_report_on_empty_runs_dir_writes_nothing(tmp_path):

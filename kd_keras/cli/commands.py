@@ -12,6 +12,7 @@ import time
 import click
 
 from kd_keras.errors import UserError
+from kd_keras.replay import layout, run_files
 
 
 def _seeds(ctx, param, value):
@@ -120,7 +121,7 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
             raise UserError("--tensorboard needs the tensorboard package: pip install 'kd_keras[tensorboard]'")
     distribute = runtime.configure(deterministic=deterministic, strategy=strategy,
                                    mixed_precision=mixed_precision or chosen.mixed_precision,
-                                   compile_cache=os.path.join(runs_dir, ".cache", "xla"))
+                                   compile_cache=os.path.join(layout.cache_folder(runs_dir), "xla"))
     return [Experiment(chosen, data_dir, runs_dir, seed, weights, distribute, _verbosity(quiet), teacher_backbone,
                        deadline, student=student_spec, teacher_model=teacher_model, student_size=student_size,
                        tensorboard=tensorboard) for seed in seeds]
@@ -153,7 +154,7 @@ def data_command(data_dir, as_json, runs_dir):
     """Count images per split and class, and name the unreadable files."""
     from kd_keras import data
 
-    dataset = data.scan(data.resolve_source(data_dir, os.path.join(runs_dir, ".cache")))
+    dataset = data.scan(data.resolve_source(data_dir, layout.cache_folder(runs_dir)))
     from kd_keras import input_pipeline  # TensorFlow decodes; loaded only once the folder is valid
 
     skipped = []
@@ -309,7 +310,7 @@ def export_command(run_dir, fmt, quantize, out, image_size):
     if image_size is not None and image_size < 32:
         raise UserError(f"--image-size must be >= 32, got {image_size}")
     path = export.export_run(run_dir, fmt, quantize, out, image_size=image_size, log=click.echo)
-    click.echo(json.dumps(export.runs.read_json(path.rstrip("/") + ".json")))
+    click.echo(json.dumps(run_files.read_json(path.rstrip("/") + ".json")))
 
 
 @cli.command("losses")
@@ -363,7 +364,7 @@ def pack_command(data_dir, image_size, max_mib, out, quality, image_format, runs
     from kd_keras import pack
 
     manifest = pack.pack(data_dir, out, image_size, max_mib, quality, image_format,
-                         os.path.join(runs_dir, ".cache"), log=click.echo)
+                         layout.cache_folder(runs_dir), log=click.echo)
     for shard in manifest["shards"]:
         click.echo(f"{os.path.join(out, shard['file'])}: {shard['images']} images, {shard['bytes'] / 2**20:.1f} MiB")
     click.echo(f"{os.path.join(out, pack.MANIFEST)}: {sum(s['images'] for s in manifest['shards'])} images in "

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 from kd_keras import layers, metrics  # noqa: F401  (layers: a teacher's ColorAffine loads)
-from kd_keras.replay import runs
+from kd_keras.replay import layout, run_files
 from kd_keras.errors import UserError
 
 FORMATS = ("tflite", "onnx", "saved_model")
@@ -201,7 +201,7 @@ def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_ima
 
     check_choice(fmt, quantize)
     _require(fmt)
-    if not runs.is_complete(run_dir):
+    if not run_files.is_complete(run_dir):
         raise UserError(f"{run_dir} is not a finished run (no metrics.json)")
     model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
     if image_size and image_size != model.input_shape[1]:
@@ -211,7 +211,7 @@ def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_ima
             raise UserError(f"--image-size works for ResNet-18 students; {run_dir} holds {model.name}")
         model = models.resized_resnet18(model, image_size)
     size = model.input_shape[1]
-    cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(run_dir))), ".cache")
+    cache_dir = cache_dir or layout.cache_folder(os.path.dirname(os.path.dirname(os.path.dirname(run_dir))))
     images = _test_images(run_dir, size, cache_dir)
     rng = np.random.default_rng(seed)
     train_x = images["train"][0]
@@ -232,7 +232,7 @@ def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_ima
               "agreement_with_keras": float(np.mean(metrics.predicted_class(exported) == metrics.predicted_class(keras_p))),
               "n_test": len(test_y)}
     result["accuracy_drop"] = result["keras_test_accuracy"] - result["test_accuracy"]
-    runs.write_json(out.rstrip("/") + ".json", result)
+    run_files.write_json(out.rstrip("/") + ".json", result)
     return out
 
 

@@ -13,14 +13,14 @@ Example:
     >>> copied = archive.archive_runs("runs", "results/runs")  # doctest: +SKIP
 """
 
-import glob
 import gzip
 import json
 import os
 import shutil
 
 from kd_keras.errors import UserError
-from kd_keras.replay.runs import read_json, read_split, replace_atomically, write_json
+from kd_keras.replay import layout
+from kd_keras.replay.run_files import read_json, read_split, replace_atomically, write_json
 
 # A run's file -> its name in the archive.
 FILES = {"config.json": "config.json", "split.json": "split.json.gz", "history.csv": "history.csv",
@@ -29,15 +29,8 @@ MAX_BYTES = 5 * 1024 * 1024
 
 
 def finished_runs(runs_dir):
-    """Every finished run folder under ``runs_dir``, relative to it, in sorted order.
-
-    The layouts are ``<group>/seed<N>/<run>`` (Paper B, and the timing run) and
-    ``losses-<preset>/<dataset>/<loss>/seed<N>`` (Paper A).
-    """
-    patterns = (os.path.join(runs_dir, "*", "seed*", "*", "metrics.json"),
-                os.path.join(runs_dir, "losses-*", "*", "*", "seed*", "metrics.json"))
-    found = {os.path.relpath(os.path.dirname(p), runs_dir) for pattern in patterns for p in glob.glob(pattern)}
-    return sorted(found)
+    """Every finished run folder under ``runs_dir``, relative to it, in sorted order (:mod:`~kd_keras.replay.layout`)."""
+    return sorted(os.path.relpath(run.path, runs_dir) for run in layout.finished_runs(runs_dir))
 
 
 def _portable(value, replacements):

@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 from kd_keras import data, input_pipeline, user_models
-from kd_keras.replay import runs, train
+from kd_keras.replay import layout, run_files, train
 from kd_keras.errors import UserError
 
 MAX_EPOCHS = 100  # the paper's
@@ -144,16 +144,16 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
     """
     if not 0 < minutes < float("inf"):
         raise UserError(f"--budget-minutes must be a number of minutes > 0, got {minutes}")
-    path = os.path.join(os.path.dirname(teacher_dir), "budget.json")
+    path = os.path.join(os.path.dirname(teacher_dir), layout.BUDGET)
     if os.path.exists(path):
-        chosen = runs.read_json(path)
+        chosen = run_files.read_json(path)
         if chosen.get("minutes") != minutes:
             raise UserError(f"{os.path.dirname(teacher_dir)} was sized for --budget-minutes {chosen.get('minutes')}; "
                             "give that again, or use another --runs-dir")
         log(f"budget: {chosen['epochs']} epochs a student run, as sized before ({path})")
     else:
-        todo = [name for name in run_names if not runs.is_complete(exp.run_dir(name))]
-        split = runs.read_split(teacher_dir)
+        todo = [name for name in run_names if not run_files.is_complete(exp.run_dir(name))]
+        split = run_files.read_split(teacher_dir)
         counts = {s: len(split["splits"][s]) for s in train.SPLITS}
         rates = measure(exp, teacher_dir, exp.student_size or exp.preset.image_size, log)
         left = minutes * 60 - (time.time() - started)
@@ -168,7 +168,7 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
                   "images": counts, "train_images_per_s": round(1 / rates.train_s, 1),
                   "inference_images_per_s": round(1 / rates.infer_s, 1),
                   "fixed_s_per_run": round(rates.fixed_s, 2), "save_s_per_epoch": round(rates.save_s, 2)}
-        runs.write_json(path, chosen)
+        run_files.write_json(path, chosen)
         log(f"budget: {minutes:g} min; measured {chosen['train_images_per_s']:.0f} training and "
             f"{chosen['inference_images_per_s']:.0f} inference images/s, {rates.fixed_s:.0f} s more a run; "
             f"{len(todo)} student runs x {epochs} epochs, about {chosen['estimate_minutes']:.1f} min")

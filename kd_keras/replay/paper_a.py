@@ -18,7 +18,7 @@ import numpy as np
 from keras import ops
 
 from kd_keras import data, input_pipeline, losses, models
-from kd_keras.replay import provenance, runs
+from kd_keras.replay import layout, lifecycle, provenance, run_files
 from kd_keras.errors import UserError
 from kd_keras.layers import lsoftmax_logits
 
@@ -71,7 +71,7 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
         losses.get(name)  # fail on a bad name before any training
     backbone = models.canonical_name(backbone or preset.loss_backbone)
     log = print if verbose else (lambda *_: None)
-    cache_dir = os.path.join(runs_dir, ".cache")
+    cache_dir = layout.cache_folder(runs_dir)
     size = preset.loss_image_size
     run_dirs = []
     for data_dir in data_dirs:
@@ -85,14 +85,14 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
             inputs = {s: input_pipeline.predict_images(extractor, inputs[s], 32, verbose) for s in inputs}
         for loss_name in loss_names:
             for seed in seeds:
-                run_dir = os.path.join(runs_dir, f"losses-{preset.name}", dataset.name, loss_name, f"seed{seed}")
+                run_dir = layout.loss_run_folder(runs_dir, preset.name, dataset.name, loss_name, seed)
                 run_dirs.append(run_dir)
                 _check_settings(run_dir, _settings(dataset, loss_name, seed, preset, backbone, weights))
-                if runs.is_complete(run_dir):
+                if run_files.is_complete(run_dir):
                     log(f"{run_dir}: done, reused")
                     continue
-                with runs.RunLock(run_dir):  # one process at a time; it may have finished meanwhile
-                    if not runs.is_complete(run_dir):
+                with lifecycle.RunLock(run_dir):  # one process at a time; it may have finished meanwhile
+                    if not run_files.is_complete(run_dir):
                         _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights,
                                    verbose)
     return run_dirs
@@ -113,7 +113,7 @@ def _check_settings(run_dir, settings):
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         return
-    stored = {k: v for k, v in runs.read_json(path).items() if k not in ("backend", "code")}
+    stored = {k: v for k, v in run_files.read_json(path).items() if k not in ("backend", "code")}
     current = {k: v for k, v in settings.items() if k in stored or v is not None}
     if stored != current:
         changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
@@ -124,7 +124,7 @@ def _check_settings(run_dir, settings):
 def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights, verbose):
     started = time.time()
     os.makedirs(run_dir, exist_ok=True)
-    runs.write_json(os.path.join(run_dir, "config.json"), {
+    run_files.write_json(os.path.join(run_dir, "config.json"), {
         **_settings(dataset, loss_name, seed, preset, backbone, weights), "backend": keras.backend.backend(),
         "code": provenance.code_version()})
     dataset.save(os.path.join(run_dir, "split.json"))
@@ -150,19 +150,19 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
 
     def train(epochs_done):
         return input_pipeline.ArrayBatches(inputs["train"], onehot["train"], batch, shuffle=True,
-                                           seed=runs.resumed_seed(seed, epochs_done), scale=scale)
+                                           seed=lifecycle.resumed_seed(seed, epochs_done), scale=scale)
 
     valid = input_pipeline.ArrayBatches(inputs["valid"], onehot["valid"], batch, scale=scale)
     print(f"training {loss_name} on {dataset.name}, seed {seed}", flush=True)
-    history = runs.fit_resumable(model, train, valid, preset.loss_epochs, run_dir,
+    history = lifecycle.fit_resumable(model, train, valid, preset.loss_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=verbose)
     outputs = model.predict(input_pipeline.ArrayBatches(inputs["valid"], None, batch, scale=scale), verbose=0)
     predicted = np.argmax(np.asarray(class_scores(spec.head, outputs)), axis=-1)
     labels = np.argmax(onehot["valid"], axis=-1)
-    runs.save_predictions(os.path.join(run_dir, "predictions.npz"), label=labels, predicted=predicted)
+    run_files.save_predictions(os.path.join(run_dir, "predictions.npz"), label=labels, predicted=predicted)
     last = history[-1]
-    runs.write_json(os.path.join(run_dir, "metrics.json"), {
+    run_files.write_json(os.path.join(run_dir, "metrics.json"), {
         "valid_accuracy": float(np.mean(predicted == labels)), "valid_loss": last["val_loss"],
         "train_loss": last["loss"], "train_accuracy": last["accuracy"],
-        "best": runs.best_of_history(history), "n_valid": int(len(labels)),
+        "best": run_files.best_of_history(history), "n_valid": int(len(labels)),
         "seconds": round(time.time() - started, 1)})

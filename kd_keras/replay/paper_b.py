@@ -4,18 +4,11 @@ import os
 import time
 
 from kd_keras import data, models
-from kd_keras.replay import provenance, runs, timing, train
-from kd_keras.distill import MODES
+from kd_keras.replay import layout, provenance, run_files, timing, train
 from kd_keras.errors import UserError
 
 
-def student_runs(generations, kinds=("hard", "soft")):
-    """The names of a seed's student runs: the three students, then each chain's generations."""
-    return [f"student-{mode}" for mode in MODES] + [f"{kind}-chain-{k}" for kind in kinds
-                                                      for k in range(1, generations + 1)]
-
-
-def chains(exp, generations, kinds=("hard", "soft"), budget_minutes=None, started=None):
+def chains(exp, generations, kinds=layout.CHAINS, budget_minutes=None, started=None):
     """The teacher, the three students and the recursive chains from the hard and the soft student.
 
     Args:
@@ -27,9 +20,9 @@ def chains(exp, generations, kinds=("hard", "soft"), budget_minutes=None, starte
     if budget_minutes is not None:
         from kd_keras.replay import budget
 
-        exp = budget.size_students(exp, teacher_dir, student_runs(generations, kinds), budget_minutes,
+        exp = budget.size_students(exp, teacher_dir, layout.student_runs(generations, kinds), budget_minutes,
                                    time.time() if started is None else started)
-    student_dirs = {mode: train.train_student(exp, mode, teacher_dir) for mode in MODES}
+    student_dirs = {mode: train.train_student(exp, mode, teacher_dir) for mode in layout.MODES}
     return {kind: train.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
 
 
@@ -40,7 +33,7 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
     ``.onnx`` file) the exported student too, at that file's input size, and the result is
     saved beside it as ``<file>.timing.json`` instead.
     """
-    split_file = os.path.join(exp.run_dir("teacher"), "split.json")
+    split_file = os.path.join(exp.run_dir(layout.TEACHER), "split.json")
     if os.path.exists(split_file):
         dataset = data.Dataset.load(split_file)
     else:
@@ -49,7 +42,7 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
     paths = [path for path, _ in dataset.splits["test"]][: images or exp.preset.timing_images]
     size, student = exp.preset.timing_size, None
     if exported:
-        size = runs.read_json(exported.rstrip("/") + ".json")["image_size"]
+        size = run_files.read_json(exported.rstrip("/") + ".json")["image_size"]
     if student_dir and not os.path.exists(os.path.join(student_dir, "model.keras")):
         raise UserError(f"{student_dir} has no model.keras; pass a finished student run")
     source = student_dir or (exported and os.path.dirname(os.path.abspath(exported)))
@@ -64,14 +57,14 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
     result["preset"] = exp.preset.name
     result["code"] = provenance.code_version()
     if exported:
-        runs.write_json(exported.rstrip("/") + ".timing.json", result)
+        run_files.write_json(exported.rstrip("/") + ".timing.json", result)
         return result
-    run_dir = exp.run_dir("timing")
+    run_dir = exp.run_dir(layout.TIMING)
     os.makedirs(run_dir, exist_ok=True)
-    runs.write_json(os.path.join(run_dir, "config.json"),
-                    {"name": "timing", "preset": exp.preset.name, "data_dir": exp.data_dir, "seed": exp.seed,
+    run_files.write_json(os.path.join(run_dir, "config.json"),
+                    {"name": layout.TIMING, "preset": exp.preset.name, "data_dir": exp.data_dir, "seed": exp.seed,
                      "images": len(paths), "size": size, "backend": result["backend"], "code": result["code"]})
-    runs.write_json(os.path.join(run_dir, "metrics.json"), result)
+    run_files.write_json(os.path.join(run_dir, "metrics.json"), result)
     return result
 
 
@@ -84,17 +77,17 @@ def reproduce(exp, generations=None, budget_minutes=None, started=None):
 def summary(exp, generations=None):
     """A few lines for the terminal: each model's test accuracy and the measured speed-up."""
     generations = generations or exp.preset.generations
-    names = ["teacher", "student-classic", "student-hard", "student-soft",
-             f"hard-chain-{generations}", f"soft-chain-{generations}"]
+    names = [layout.TEACHER, *(layout.student_run(mode) for mode in layout.MODES),
+             *(layout.chain_run(kind, generations) for kind in layout.CHAINS)]
     lines = [f"{os.path.dirname(exp.run_dir('teacher'))}: test accuracy"]
     for name in names:
         path = os.path.join(exp.run_dir(name), "metrics.json")
         if os.path.exists(path):
-            m = runs.read_json(path)["eval"]["test"]
+            m = run_files.read_json(path)["eval"]["test"]
             lines.append(f"  {name:<16} {m['accuracy']:.3f} ({m['n']} images)")
-    timing_path = os.path.join(exp.run_dir("timing"), "metrics.json")
+    timing_path = os.path.join(exp.run_dir(layout.TIMING), "metrics.json")
     if os.path.exists(timing_path):
-        t = runs.read_json(timing_path)
+        t = run_files.read_json(timing_path)
         lines.append(f"  CPU speed-up, ResNet-18 over ResNet-50 (the paper's pair), batch 1 at {t['size']} px: "
                      f"{t['speedup']:.2f}x ({t['student_ms']:.1f} against {t['teacher_ms']:.1f} ms per image)")
     return lines

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from kd_keras import data, input_pipeline, metrics, models, user_models
-from kd_keras.replay import provenance, runs
+from kd_keras.replay import layout, lifecycle, provenance, run_files
 from kd_keras.distill import Distiller
 from kd_keras.errors import UserError
 from kd_keras.schedules import legacy_decay
@@ -66,11 +66,15 @@ class Experiment:
 
     @property
     def cache_dir(self):
-        return os.path.join(self.runs_dir, ".cache")
+        return layout.cache_folder(self.runs_dir)
+
+    @property
+    def seed_dir(self):
+        """This seed's folder: its teacher, students, chains and timing (:mod:`~kd_keras.replay.layout`)."""
+        return layout.seed_folder(self.runs_dir, self.data_dir, self.preset.name, self.seed)
 
     def run_dir(self, name):
-        source = os.path.basename(os.path.normpath(self.data_dir)).replace(":", "-")
-        return os.path.join(self.runs_dir, f"{source}-{self.preset.name}", f"seed{self.seed}", name)
+        return os.path.join(self.seed_dir, name)
 
     def scope(self):
         return self.strategy.scope() if self.strategy else _NullScope()
@@ -158,8 +162,8 @@ def run_seed(seed, name):
 
 def _start(exp, name, config, parent_dir=None):
     run_dir = exp.run_dir(name)
-    if not runs.is_complete(run_dir):
-        runs.check_deadline(exp.deadline)
+    if not run_files.is_complete(run_dir):
+        lifecycle.check_deadline(exp.deadline)
     os.makedirs(run_dir, exist_ok=True)
     full_config = {"name": name, "preset": dataclasses.asdict(exp.preset), "data_dir": exp.data_dir,
                    "seed": exp.seed, "run_seed": run_seed(exp.seed, name), "parent": parent_dir, **config}
@@ -168,7 +172,7 @@ def _start(exp, name, config, parent_dir=None):
     if os.path.exists(config_path):
         # The backend is recorded, not compared: a teacher made with TensorFlow here is the
         # parent of students trained with JAX on a GPU, and a run may resume on either.
-        stored = runs.read_json(config_path)
+        stored = run_files.read_json(config_path)
         backend = stored.pop("backend", "tensorflow")  # runs from before it was recorded
         code = stored.pop("code", None)
         # Preset fields added in a later version, at their defaults, change nothing.
@@ -181,10 +185,10 @@ def _start(exp, name, config, parent_dir=None):
         full_config = stored
     else:
         code = None
-    if not runs.is_complete(run_dir):
+    if not run_files.is_complete(run_dir):
         backend = keras.backend.backend()  # the backend that trains it
         code = provenance.code_version()  # and the code that does
-    runs.write_json(config_path, {**full_config, "backend": backend, "code": code})
+    run_files.write_json(config_path, {**full_config, "backend": backend, "code": code})
     keras.utils.set_random_seed(full_config["run_seed"])
     return run_dir, full_config["run_seed"]
 
@@ -227,9 +231,9 @@ def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_
     if broken:
         raise UserError(f"{run_dir}: the model's predictions on {', '.join(broken)} are NaN or infinite; the run is "
                         "not marked finished (remove the folder to train it afresh)")
-    runs.save_predictions(os.path.join(run_dir, "predictions.npz"), **predictions,
+    run_files.save_predictions(os.path.join(run_dir, "predictions.npz"), **predictions,
                           **{f"label_{s}": labels[s] for s in SPLITS})
-    result = {"best": runs.best_of_history(history), "seconds": round(time.time() - started, 1), **extra}
+    result = {"best": run_files.best_of_history(history), "seconds": round(time.time() - started, 1), **extra}
     result["eval"] = {s: metrics.summary(predictions[s], labels[s]) for s in SPLITS}
     if augmented is not None:
         draws = augmented()
@@ -239,7 +243,7 @@ def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_
                 "accuracy": metrics.accuracy(predictions["test"], teacher_labels),
                 "loss": metrics.crossentropy(predictions["test"], teacher_labels)}
             result["test_teacher_labels_augmented"] = score_draws(draws, teacher_labels)
-    runs.write_json(os.path.join(run_dir, "metrics.json"), result)
+    run_files.write_json(os.path.join(run_dir, "metrics.json"), result)
     exp.log(f"{os.path.relpath(run_dir, exp.runs_dir)}: test accuracy {result['eval']['test']['accuracy']:.4f}")
     return run_dir
 
@@ -252,7 +256,7 @@ def _features(backbone, images, label, exp):
 def train_teacher(exp):
     """The teacher: Adam 1e-3, legacy decay 0.01, horizontal flips, batch 32.
 
-    One process at a time: another one on the same run folder is refused (:class:`runs.RunLock`).
+    One process at a time: another one on the same run folder is refused (:class:`lifecycle.RunLock`).
 
     Its backbone is ``exp.backbone``: the paper's ResNet-50, or EfficientNet-Lite0 whose
     ImageNet weights install offline. With a frozen backbone (the default) the features of every training image
@@ -260,17 +264,17 @@ def train_teacher(exp):
     seeing each image or its mirror at random: exactly flip augmentation, far cheaper.
     With ``preset.teacher_fine_tune`` the whole network trains on images instead.
     """
-    with runs.RunLock(exp.run_dir("teacher")):
+    with lifecycle.RunLock(exp.run_dir(layout.TEACHER)):
         return _train_teacher(exp)
 
 
 def _train_teacher(exp):
     p = exp.preset
-    name = "teacher"
+    name = layout.TEACHER
     run_dir, seed = _start(exp, name, {
         "kind": "teacher", "backbone": exp.backbone, "weights": str(exp.weights), "fine_tune": p.teacher_fine_tune,
         "normalized_features": not p.teacher_fine_tune and not models.is_pretrained(exp.weights)})
-    if runs.is_complete(run_dir):
+    if run_files.is_complete(run_dir):
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
@@ -299,10 +303,10 @@ def _train_teacher(exp):
 
     def train(epochs_done):  # each epoch, each image or its mirror image at random
         return input_pipeline.ArrayBatches(feats["train"], labels["train"], p.batch_size, shuffle=True,
-                                           seed=runs.resumed_seed(seed, epochs_done), mirrored=mirror["train"])
+                                           seed=lifecycle.resumed_seed(seed, epochs_done), mirrored=mirror["train"])
 
     valid = input_pipeline.ArrayBatches(feats["valid"], labels["valid"], p.batch_size)
-    history = runs.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
+    history = lifecycle.fit_resumable(head, train, valid, p.teacher_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
                                  deadline=exp.deadline, tensorboard=exp.tensorboard)
     best = keras.models.load_model(os.path.join(run_dir, "model.keras"))
@@ -333,7 +337,7 @@ def import_teacher(exp, model_file):
     trained teacher's (``split.json``, ``predictions.npz``, ``metrics.json``; no history and no
     augmented test), so students and chains use it unchanged.
     """
-    with runs.RunLock(exp.run_dir("teacher")):
+    with lifecycle.RunLock(exp.run_dir(layout.TEACHER)):
         return _import_teacher(exp, model_file)
 
 
@@ -342,13 +346,13 @@ def _import_teacher(exp, model_file):
     model = user_models.load_model_file(model_file, "--teacher-model")
     size = user_models.input_size(model, what)
     # Checked before the run folder exists: a wrong file leaves nothing behind.
-    num_classes = class_count(exp, exp.run_dir("teacher"))
+    num_classes = class_count(exp, exp.run_dir(layout.TEACHER))
     units = user_models.check_classes(model, num_classes, what)
     with open(model_file, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    run_dir, _ = _start(exp, "teacher", {"kind": "teacher", "model_file": os.path.abspath(model_file),
+    run_dir, _ = _start(exp, layout.TEACHER, {"kind": "teacher", "model_file": os.path.abspath(model_file),
                                          "sha256": digest, "image_size": size})
-    if runs.is_complete(run_dir):
+    if run_files.is_complete(run_dir):
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
@@ -386,12 +390,12 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
     (:func:`kd_keras.runs.resumed_seed`): it must not replay the batches it trained on.
     """
     p = exp.preset
-    data_seed = runs.resumed_seed(seed, runs.completed_epochs(run_dir))
+    data_seed = lifecycle.resumed_seed(seed, lifecycle.completed_epochs(run_dir))
     distiller, preprocessing = compiled_distiller(exp, model, mode, data_seed, lr, decay, shift)
     y = {"label": labels["train"], "teacher": targets if targets is not None else labels["train"]}
     train = input_pipeline.ArrayBatches(images["train"][0], y, p.batch_size, shuffle=True, seed=data_seed)
     valid = input_pipeline.ArrayBatches(images["valid"][0], labels["valid"], p.batch_size)
-    history = runs.fit_resumable(distiller, train, valid, epochs, run_dir,
+    history = lifecycle.fit_resumable(distiller, train, valid, epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=exp.verbose,
                                  deadline=exp.deadline, tensorboard=exp.tensorboard)
     best = model
@@ -405,7 +409,7 @@ def _train_on_images(exp, run_dir, seed, model, images, labels, lr, decay, epoch
 
     teacher_labels = None
     if targets is not None and mode != "classic":
-        parent_predictions = runs.read_predictions(os.path.join(extra["parent"], "predictions.npz"), ["test"])
+        parent_predictions = run_files.read_predictions(os.path.join(extra["parent"], "predictions.npz"), ["test"])
         teacher_labels = metrics.hard_labels(parent_predictions["test"])
     return _finish(exp, run_dir, predictions, labels, history, extra, started,
                    teacher_labels=teacher_labels, augmented=augmented)
@@ -422,24 +426,24 @@ def train_student(exp, mode, parent_dir, name=None, generation=0):
         name: the run's name; ``student-<mode>`` by default.
         generation: the step in a recursive chain (0 for the students themselves).
 
-    One process at a time: another one on the same run folder is refused (:class:`runs.RunLock`).
+    One process at a time: another one on the same run folder is refused (:class:`lifecycle.RunLock`).
     """
-    with runs.RunLock(exp.run_dir(name or f"student-{mode}")):
+    with lifecycle.RunLock(exp.run_dir(name or layout.student_run(mode))):
         return _train_student(exp, mode, parent_dir, name, generation)
 
 
 def _train_student(exp, mode, parent_dir, name, generation):
     p = exp.preset
-    if not runs.is_complete(parent_dir):
+    if not run_files.is_complete(parent_dir):
         raise UserError(f"teacher run {parent_dir} is missing or incomplete (no metrics.json)")
-    name = name or f"student-{mode}"
+    name = name or layout.student_run(mode)
     extra = {"kind": "student", "mode": mode, "generation": generation, "parent": parent_dir}
     if exp.student != user_models.DEFAULT_STUDENT or exp.student_size:  # recorded only when not the paper's
         extra.update(student=exp.student, student_size=exp.student_size)
     if exp.budget is not None:
         extra["budget"] = exp.budget
     run_dir, seed = _start(exp, name, extra, parent_dir)
-    if runs.is_complete(run_dir):
+    if run_files.is_complete(run_dir):
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
@@ -452,7 +456,7 @@ def _train_student(exp, mode, parent_dir, name, generation):
     size = student.inputs[0].shape[1] or size  # a student file keeps its own input size
     images = load_images(exp, dataset, size)
     labels = class_labels(images, num_classes)
-    targets = runs.read_predictions(os.path.join(parent_dir, "predictions.npz"), ["train"])["train"].astype("float32")
+    targets = run_files.read_predictions(os.path.join(parent_dir, "predictions.npz"), ["train"])["train"].astype("float32")
     if len(targets) != len(labels["train"]):
         raise UserError(f"{parent_dir} has predictions for {len(targets)} training images, the split has "
                         f"{len(labels['train'])}; re-run the parent")
@@ -475,5 +479,5 @@ def train_chain(exp, chain, start_dir, generations):
         raise UserError(f"generations must be >= 1, got {generations}")
     chain_dirs = [start_dir]
     for k in range(1, generations + 1):
-        chain_dirs.append(train_student(exp, chain, chain_dirs[-1], name=f"{chain}-chain-{k}", generation=k))
+        chain_dirs.append(train_student(exp, chain, chain_dirs[-1], name=layout.chain_run(chain, k), generation=k))
     return chain_dirs

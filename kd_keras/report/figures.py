@@ -1,17 +1,19 @@
-"""The figures of both papers as PNG files (matplotlib, no screen needed)."""
+"""The figures of both papers as PNG files.
+
+Each is drawn on its own ``matplotlib.figure.Figure`` and saved from it: no pyplot, no global
+backend, no screen needed, and nothing changed for a notebook that imports the report.
+"""
 
 import os
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from kd_keras.replay import layout
+from kd_keras.replay.run_files import read_history
+from kd_keras.report import paper_values as paper
 
-from kd_keras.report import paper_values as paper  # noqa: E402
-from kd_keras.replay.runs import read_history  # noqa: E402
-
-NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
+NETWORKS = layout.NETWORKS
 _PNG = {"Software": None}  # no version stamp: same runs, same bytes where matplotlib allows
 
 
@@ -19,13 +21,18 @@ def _save(fig, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_PNG)
-    plt.close(fig)
     return path
+
+
+def _figure(figsize, nrows=1, ncols=1, **kwargs):
+    """A new figure and its axes (``Figure.subplots``'s), outside pyplot's global state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def training_curves(seed_dir, path):
     """Paper Fig. 2-5: loss and accuracy per epoch, train and valid, for teacher and students."""
-    fig, axes = plt.subplots(2, 4, figsize=(16, 6.5), squeeze=False)
+    fig, axes = _figure((16, 6.5), 2, 4, squeeze=False)
     for col, (net, run) in enumerate(NETWORKS.items()):
         rows = read_history(os.path.join(seed_dir, run, "history.csv"))
         for row, metric in enumerate(("loss", "accuracy")):
@@ -44,7 +51,7 @@ def training_curves(seed_dir, path):
 
 def histogram_bars(seed_metrics, split, path):
     """Paper Fig. 6-8: relative frequency of predictions in 20 bins, paper beside ours."""
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), sharey=True)
+    fig, axes = _figure((14, 4.5), 1, 2, sharey=True)
     centers = np.arange(20) * 0.05 + 0.025
     width = 0.05 / 5
     for ax, who in zip(axes, ("paper", "ours")):
@@ -70,12 +77,14 @@ def chain_curves(seeds_metrics, path):
         seeds_metrics: ``{run_name: metrics}`` of each seed; each seed is a thin line and
             their mean, over the generations every seed has, a thick one.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = _figure((12, 4.5), 1, 2)
     for kind, color in (("hard", "tab:red"), ("soft", "tab:blue")):
-        runs = [f"student-{kind}"] + [f"{kind}-chain-{k}" for k in range(1, 7)]
+        last = max((k for m in seeds_metrics for k in layout.chain_generations(m, kind)), default=0)
+        runs = [layout.chain_run(kind, k) for k in range(last + 1)]
+        published = len(paper.CHAINS[kind])  # generations 0-6
         for ax, index, name in ((axes[0], 0, "test accuracy"), (axes[1], 1, "test uncertainty")):
-            ax.plot(range(7), [paper.CHAINS[kind][k]["test"][index] for k in range(7)], "--", color=color,
-                    alpha=0.6, label=f"{kind} chain, paper")
+            ax.plot(range(published), [paper.CHAINS[kind][k]["test"][index] for k in range(published)], "--",
+                    color=color, alpha=0.6, label=f"{kind} chain, paper")
             key = "accuracy" if index == 0 else "uncertainty"
             series = [[m[r]["eval"]["test"][key] for r in runs if r in m] for m in seeds_metrics]
             series = [s for s in series if s]
@@ -94,8 +103,9 @@ def chain_curves(seeds_metrics, path):
 
 def soft_chain_histograms(seed_metrics, path):
     """Paper Fig. 9: test histograms of the soft chain, one bar group per generation."""
-    fig, ax = plt.subplots(figsize=(12, 4.5))
-    runs = [r for r in ["student-soft"] + [f"soft-chain-{k}" for k in range(1, 7)] if r in seed_metrics]
+    fig, ax = _figure((12, 4.5))
+    runs = [layout.chain_run("soft", k) for k in [0] + layout.chain_generations(seed_metrics, "soft")]
+    runs = [r for r in runs if r in seed_metrics]
     width = 0.05 / (len(runs) + 1)
     for i, run in enumerate(runs):
         ax.bar(np.arange(20) * 0.05 + (i + 0.5) * width, seed_metrics[run]["eval"]["test"]["histogram"],
@@ -119,7 +129,7 @@ def latency_bars(timing, path, exported=()):
               ("Keras, model only", timing["teacher_ms"], timing["student_ms"]),
               ("Keras, end to end", timing["teacher_ms_end_to_end"], timing["student_ms_end_to_end"])]
     groups += [(f"{label} ({t['size']} px)", t["teacher_ms"], t["exported_ms"]) for label, t in exported]
-    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(groups)), 4.5))
+    fig, ax = _figure((max(7, 2.2 * len(groups)), 4.5))
     x = np.arange(len(groups))
     teacher, student = [g[1] for g in groups], [g[2] for g in groups]
     ax.bar(x - 0.2, teacher, 0.4, label="ResNet-50 teacher (Keras)")
@@ -137,12 +147,12 @@ def kd_figures(seeds, folder, exported=()):
     seed_dir, seed_metrics = next(iter(seeds.items()))
     paths = [training_curves(seed_dir, os.path.join(folder, "curves.png"))]
     paths += [histogram_bars(seed_metrics, s, os.path.join(folder, f"histogram_{s}.png"))
-              for s in ("test", "valid", "train") if "teacher" in seed_metrics or "student-soft" in seed_metrics]
+              for s in ("test", "valid", "train") if layout.TEACHER in seed_metrics or layout.student_run("soft") in seed_metrics]
     paths.append(chain_curves(list(seeds.values()), os.path.join(folder, "chains.png")))
-    if "student-soft" in seed_metrics:
+    if layout.student_run("soft") in seed_metrics:
         paths.append(soft_chain_histograms(seed_metrics, os.path.join(folder, "soft_chain_histograms.png")))
-    if "timing" in seed_metrics:
-        paths.append(latency_bars(seed_metrics["timing"], os.path.join(folder, "latency.png"), exported))
+    if layout.TIMING in seed_metrics:
+        paths.append(latency_bars(seed_metrics[layout.TIMING], os.path.join(folder, "latency.png"), exported))
     return paths
 
 
@@ -150,7 +160,7 @@ def loss_figures(datasets, folder):
     """Thesis Fig. 6-7: per dataset, one panel per loss with train and valid loss per epoch."""
     paths = []
     for dataset, by_loss in sorted(datasets.items()):
-        fig, axes = plt.subplots(1, len(by_loss), figsize=(5 * len(by_loss), 4), squeeze=False)
+        fig, axes = _figure((5 * len(by_loss), 4), 1, len(by_loss), squeeze=False)
         for ax, (loss, seeds) in zip(axes[0], sorted(by_loss.items())):
             histories = [read_history(os.path.join(d, "history.csv")) for _, d in sorted(seeds.items())]
             n = min(len(h) for h in histories)

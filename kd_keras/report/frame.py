@@ -6,12 +6,12 @@ Example (a notebook):
     >>> runs.query("split == 'test' and kind == 'student'").groupby("run").accuracy.agg(["mean", "std"])
 """
 
-import glob
 import os
 
 import pandas as pd
 
-from kd_keras.replay.runs import read_json
+from kd_keras.replay import layout
+from kd_keras.replay.run_files import read_json
 
 COLUMNS = ["experiment", "seed", "run", "kind", "mode", "generation", "split", "accuracy", "loss",
            "uncertainty", "backbone", "weights", "image_size", "preset", "run_dir"]
@@ -25,11 +25,6 @@ _KD_SPLITS = {
     "test_teacher_labels": ("entry", "test_teacher_labels"),
     "test_teacher_labels_augmented": ("entry", "test_teacher_labels_augmented"),
 }
-
-
-def _seed_number(name):
-    digits = name[len("seed"):]
-    return int(digits) if digits.isdigit() else digits
 
 
 def _kd_rows(run_dir, metrics, config, experiment, seed):
@@ -81,19 +76,14 @@ def load_runs(runs_dir="runs"):
         seed, run and split order; empty (with those columns) when nothing is finished.
     """
     rows = []
-    for path in sorted(glob.glob(os.path.join(runs_dir, "*", "seed*", "*", "metrics.json"))):
-        run_dir = os.path.dirname(path)
-        seed_dir = os.path.dirname(run_dir)
-        experiment = os.path.basename(os.path.dirname(seed_dir))
-        if experiment.startswith("losses-") or os.path.basename(run_dir) == "timing":
-            continue
-        config_path = os.path.join(run_dir, "config.json")
+    for run in layout.finished_runs(runs_dir):
+        config_path = os.path.join(run.path, "config.json")
         config = read_json(config_path) if os.path.exists(config_path) else {}
-        rows += _kd_rows(run_dir, read_json(path), config, experiment, _seed_number(os.path.basename(seed_dir)))
-    for path in sorted(glob.glob(os.path.join(runs_dir, "losses-*", "*", "*", "seed*", "metrics.json"))):
-        seed_dir = os.path.dirname(path)
-        preset = os.path.basename(os.path.dirname(os.path.dirname(os.path.dirname(seed_dir))))[len("losses-"):]
-        rows += _loss_rows(seed_dir, read_json(path), read_json(os.path.join(seed_dir, "config.json")), preset)
+        metrics = read_json(os.path.join(run.path, "metrics.json"))
+        if run.paper == "A":
+            rows += _loss_rows(run.path, metrics, config, run.preset)
+        elif run.name != layout.TIMING:
+            rows += _kd_rows(run.path, metrics, config, run.experiment, run.seed)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["generation"] = frame["generation"].astype("Int64")  # missing for teachers and loss runs
     order = {split: i for i, split in enumerate(list(_KD_SPLITS) + ["valid"])}

@@ -4,7 +4,6 @@ Nothing is trained. Missing runs leave their cells marked "not run"; the same ru
 folders give byte-identical tables.
 """
 
-import glob
 import os
 
 import numpy as np
@@ -13,10 +12,11 @@ import pandas as pd
 from kd_keras.report import figures, paper_values as paper
 from kd_keras.report.claims import claims_table, loss_difference
 from kd_keras.report.frame import load_runs  # noqa: F401  (the report's public data source)
-from kd_keras.replay.runs import read_json
+from kd_keras.replay import layout
+from kd_keras.replay.run_files import read_json
 from kd_keras.report.tables import NOT_RUN, Table, difference, mean_std
 
-NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
+NETWORKS = layout.NETWORKS
 KD_SETS = {
     "train": "train (best during training; acc vs true labels)", "valid": "valid (best during training)",
     "test": "test, no augmentation", "test_aug": "test, with augmentation, best of K draws",
@@ -34,20 +34,15 @@ def _load(path):
 
 def kd_groups(runs_dir):
     """``{group: {seed_dir: {run_name: metrics}}}`` for every distillation group under ``runs_dir``."""
-    groups = {}
-    for group_dir in sorted(glob.glob(os.path.join(runs_dir, "*-*"))):
-        name = os.path.basename(group_dir)
-        if name.startswith("losses-") or not os.path.isdir(group_dir):
-            continue
-        seeds = {}
-        for seed_dir in sorted(glob.glob(os.path.join(group_dir, "seed*"))):
-            found = {os.path.basename(os.path.dirname(p)): read_json(p)
-                     for p in sorted(glob.glob(os.path.join(seed_dir, "*", "metrics.json")))}
-            if found:
-                seeds[seed_dir] = found
-        if seeds:
-            groups[name] = seeds
-    return groups
+    return {group: {seed_dir: {name: read_json(os.path.join(seed_dir, name, "metrics.json")) for name in names}
+                    for seed_dir, names in seeds.items()}
+            for group, seeds in layout.distillation_groups(runs_dir).items()}
+
+
+def generations(seeds, kind):
+    """The generations 0..K of ``kind``'s chain that some seed has run (K = 0: the student alone)."""
+    found = {k for found in seeds.values() for k in layout.chain_generations(found, kind)}
+    return list(range(max(found, default=0) + 1))
 
 
 # Rows of the teacher/students table -> the frame's split names (see kd_keras.frame).
@@ -76,7 +71,7 @@ def _scale_caption(seeds):
     teacher_size = preset.get("teacher_image_size") or size
     draws = (some.get("test_augmented") or {}).get("repeats", preset.get("augmented_evaluations", "?"))
     # The students' own settings: --budget-minutes gives them other epochs than the teacher's preset says.
-    student = _load(os.path.join(next(iter(seeds)), "student-classic", "config.json")) or config
+    student = _load(os.path.join(next(iter(seeds)), layout.student_run("classic"), "config.json")) or config
     epochs = f"{student.get('preset', {}).get('student_epochs', '?')} student epochs"
     if student.get("budget"):
         epochs += f" (sized to --budget-minutes {student['budget']['minutes']:g})"
@@ -130,11 +125,11 @@ def kd_tables(seeds, caption, frame):
         hists.append(table)
     chain = Table("chains", "Recursive distillation: accuracy / uncertainty per generation",
                   ["chain", "generation", "set", "acc paper", "acc ours", "unc paper", "unc ours"], caption)
-    for kind in ("hard", "soft"):
-        for k in range(7):
-            run = f"student-{kind}" if k == 0 else f"{kind}-chain-{k}"
+    for kind in layout.CHAINS:
+        for k in sorted(set(generations(seeds, kind)) | set(range(len(paper.CHAINS[kind])))):
+            run = layout.chain_run(kind, k)
             for s in ("train", "valid", "test"):
-                p_acc, p_unc = paper.CHAINS[kind][k][s]
+                p_acc, p_unc = paper.CHAINS[kind][k][s] if k < len(paper.CHAINS[kind]) else ("", "")
                 accs, uncs = frame_values(frame, run, s, "accuracy"), frame_values(frame, run, s, "uncertainty")
                 chain.add(kind, k, s, p_acc, mean_std(accs), p_unc, mean_std(uncs, 5))
     epochs = Table("epochs_to_best", "Epoch of the best validation accuracy",
@@ -176,15 +171,9 @@ def exported_results(seeds):
     """``[(run, export json, timing json or None)]`` for every exported model under the seed folders."""
     found = []
     for seed_dir in seeds:
-        for path in sorted(glob.glob(os.path.join(seed_dir, "*", "*.json"))):
-            name = os.path.basename(path)
-            if name in ("metrics.json", "config.json", "split.json") or name.endswith(".timing.json"):
-                continue
-            blob = read_json(path)
-            if "quantization" not in blob:
-                continue
+        for path in layout.exported_models(seed_dir):
             timing_path = path[: -len(".json")] + ".timing.json"
-            found.append((os.path.basename(os.path.dirname(path)), blob, _load(timing_path)))
+            found.append((os.path.basename(os.path.dirname(path)), read_json(path), _load(timing_path)))
     return found
 
 
@@ -204,17 +193,7 @@ def deployment_table(exported, caption):
     return table
 
 
-def loss_groups(runs_dir):
-    """``{preset: {dataset: {loss: {seed: run_dir}}}}`` of finished loss-study runs."""
-    found = {}
-    for path in sorted(glob.glob(os.path.join(runs_dir, "losses-*", "*", "*", "seed*", "metrics.json"))):
-        seed_dir = os.path.dirname(path)
-        loss_dir = os.path.dirname(seed_dir)
-        dataset_dir = os.path.dirname(loss_dir)
-        preset = os.path.basename(os.path.dirname(dataset_dir))[len("losses-"):]
-        found.setdefault(preset, {}).setdefault(os.path.basename(dataset_dir), {}).setdefault(
-            os.path.basename(loss_dir), {})[os.path.basename(seed_dir)] = seed_dir
-    return found
+loss_groups = layout.loss_groups  # {preset: {dataset: {loss: {seed: run_dir}}}} of finished loss-study runs
 
 
 def _fine_tuned(datasets):
@@ -289,10 +268,14 @@ def summary_table(kd, loss_runs, frame, claims):
             accs = frame_values(rows, run, "test", "accuracy")
             table.add(f"B ({group})", f"{net} test accuracy", f"{paper.KD_TABLE[(net, 'test')][1]:.4f}",
                       mean_std(accs), len(accs))
-        for kind in ("hard", "soft"):
-            accs = frame_values(rows, f"{kind}-chain-6", "test", "accuracy")
-            table.add(f"B ({group})", f"{kind} chain, generation 6, test accuracy",
-                      f"{paper.CHAINS[kind][6]['test'][0]:.4f}", mean_std(accs), len(accs))
+        for kind in layout.CHAINS:
+            last = generations(seeds, kind)[-1]  # the paper's 6, unless the runs have another number
+            if last == 0:
+                continue
+            accs = frame_values(rows, layout.chain_run(kind, last), "test", "accuracy")
+            paper_value = f"{paper.CHAINS[kind][last]['test'][0]:.4f}" if last < len(paper.CHAINS[kind]) else ""
+            table.add(f"B ({group})", f"{kind} chain, generation {last}, test accuracy", paper_value,
+                      mean_std(accs), len(accs))
         timed = _per_seed(seeds, "timing", lambda m: m.get("speedup_end_to_end"))
         table.add(f"B ({group})", "speed-up of ResNet-18 over ResNet-50, end to end", f"{paper.SPEEDUP:.2f}",
                   mean_std(timed, 2), len(timed))

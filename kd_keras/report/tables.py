@@ -3,7 +3,7 @@
 import math
 import os
 
-from kd_keras.replay.runs import write_text
+from kd_keras.replay.run_files import write_text
 
 NOT_RUN = "not run"
 

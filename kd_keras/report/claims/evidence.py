@@ -13,7 +13,8 @@ import numpy as np
 
 from kd_keras import metrics
 from kd_keras.report import statistics as st
-from kd_keras.replay.runs import read_split
+from kd_keras.replay import layout
+from kd_keras.replay.run_files import read_split
 
 OURS = "not a sentence of the paper: an ordering observed in its tables (ours)"
 
@@ -81,9 +82,7 @@ def make_claim(claim, quote, reading, paper, parts, labels, side, threshold_text
 # --- per-seed evidence --------------------------------------------------------------------------
 
 
-def chain_run(kind, generation):
-    """The run folder name of ``kind``'s chain at ``generation`` (0: the student itself)."""
-    return f"student-{kind}" if generation == 0 else f"{kind}-chain-{generation}"
+chain_run = layout.chain_run  # the run folder of a chain's generation (0: the student itself)
 
 
 def _split_files(run_dir, split):

@@ -9,12 +9,13 @@ import os
 import numpy as np
 
 from kd_keras import metrics
+from kd_keras.replay import layout
 from kd_keras.report import paper_values as paper
 from kd_keras.report.claims.distillation import GENERATIONS, SETS
 from kd_keras.report.claims.evidence import chain_run, histogram, make_claim, per_seed, predictions, scalar_comparison
 from kd_keras.report.statistics import Part, compare_scalars
 
-NETWORKS = {"teacher": "teacher", "classic": "student-classic", "hard": "student-hard", "soft": "student-soft"}
+NETWORKS = layout.NETWORKS
 CONFIDENT = 0.80  # "very confident": at least 80 % of predictions in the two end bins
 
 OBSERVATIONS = ("all networks are very confident (mass in the two end bins); the teacher most of all; on the "
@@ -82,7 +83,7 @@ def hard_least_on_train_claim(seeds):
     parts = []
     for net in ("classic", "soft"):
         c = scalar_comparison(seeds, lambda s, f, run=NETWORKS[net]:
-                              _end_of(run, "train")(s, f) - _end_of("student-hard", "train")(s, f))
+                              _end_of(run, "train")(s, f) - _end_of(layout.student_run("hard"), "train")(s, f))
         parts.append(None if c is None else Part(c, "above", 0.0))
     return make_claim(
         "on train, the hard student is the least confident student", OBSERVATIONS,
@@ -113,8 +114,8 @@ def teacher_errs_on_dogs_claim(seeds):
 
 
 def soft_inherits_claim(seeds):
-    c = scalar_comparison(seeds, lambda _, f: inner_upper(histogram("student-soft", "test")(f))
-                          - inner_lower(histogram("student-soft", "test")(f)))
+    c = scalar_comparison(seeds, lambda _, f: inner_upper(histogram(layout.student_run("soft"), "test")(f))
+                          - inner_lower(histogram(layout.student_run("soft"), "test")(f)))
     if c is None:
         return None
     h = np.asarray(paper.HISTOGRAMS["test"]["soft"])

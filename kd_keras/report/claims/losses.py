@@ -7,7 +7,7 @@ import numpy as np
 from kd_keras.report import statistics as st
 from kd_keras.report.claims.evidence import Claim, make_claim, shared_images
 from kd_keras.report.paper_values import dataset_key
-from kd_keras.replay.runs import read_history
+from kd_keras.replay.run_files import read_history
 from kd_keras.report.statistics import Part
 
 TABLE_4 = "not a sentence: the ranking of the thesis's Table 4 (accuracy after training)"

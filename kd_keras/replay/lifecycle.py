@@ -1,12 +1,9 @@
-"""The run folder: atomic files, resume after a crash, the best model, and a NaN guard.
+"""A run's life: one process at a time, resume after a crash, the best model, a NaN guard, a deadline.
 
-A run folder holds ``config.json``, ``split.json``, ``history.csv``, ``checkpoint/`` (what
-resume needs), ``model.keras`` (the best-validation model), ``predictions.npz`` and
-``metrics.json`` (written last: a run with it is complete and is reused).
+The files it leaves are :mod:`kd_keras.replay.run_files`'s; ``checkpoint/`` (what a resume
+needs) and ``model.keras`` (the best-validation model) are written here, while the run trains.
 """
 
-import csv
-import json
 import math
 import os
 import shutil
@@ -17,6 +14,8 @@ import keras
 import numpy as np
 
 from kd_keras.errors import NonFiniteLossError, UserError
+from kd_keras.replay.run_files import (HISTORY_FIELDS, DamagedFileError, read_history, read_json, replace_atomically,
+                                       write_text)
 
 
 class DeadlineReached(UserError):
@@ -51,110 +50,6 @@ def check_deadline(deadline, where="before the next run"):
 
     if deadline is not None and time.time() > deadline:
         raise DeadlineReached(f"{where}: the --stop-after time is up; run the same command again to resume")
-
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-
-
-def replace_atomically(path, write, suffix=".tmp"):
-    """``write(tmp)`` into a temporary file of this process, then renamed to ``path``.
-
-    Readers never see half a file, and a failed write (a full disk) leaves no partial file.
-    """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}{suffix}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_text(path, text):
-    """Writes ``text`` through a temporary file and a rename, so readers never see half a file."""
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            f.write(text)
-
-    replace_atomically(path, write)
-
-
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-class DamagedFileError(UserError):
-    """A run's file that cannot be read back (cut short by a crash or a full disk, or edited)."""
-
-
-def read_json(path):
-    """A JSON file; :class:`DamagedFileError` (one line) when it is cut short or not JSON."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DamagedFileError(f"{path} is damaged ({str(exc).splitlines()[0][:80]}); remove it, or its run "
-                               "folder, and run again") from None
-
-
-def read_split(run_dir):
-    """A run's split as JSON: its ``split.json``, or the archive's ``split.json.gz``; None if it has neither."""
-    path = os.path.join(run_dir, "split.json")
-    if os.path.exists(path):
-        return read_json(path)
-    if not os.path.exists(path + ".gz"):
-        return None
-    import gzip
-
-    try:
-        with gzip.open(path + ".gz", "rt") as f:
-            return json.load(f)
-    except (OSError, EOFError, ValueError) as exc:
-        raise DamagedFileError(f"{path}.gz is damaged ({type(exc).__name__}); archive the run again") from None
-
-
-def save_predictions(path, **arrays):
-    replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
-
-
-def read_predictions(path, keys):
-    """The arrays ``keys`` of a run's ``predictions.npz``; :class:`DamagedFileError` when it is cut short."""
-    try:
-        with np.load(path, allow_pickle=False) as blob:
-            return {key: blob[key] for key in keys}
-    except Exception as exc:  # noqa: BLE001 - truncated zips raise zipfile's, zlib's or NumPy's own errors
-        raise DamagedFileError(f"{path} is damaged or incomplete ({type(exc).__name__}); remove its run folder "
-                               "and run again") from None
-
-
-def read_history(path):
-    """History rows as dicts of floats, one per epoch (a row rewritten on resume counts once)."""
-    if not os.path.exists(path):
-        return []
-    rows = {}
-    try:
-        with open(path) as f:
-            for row in csv.DictReader(f):
-                epoch = int(float(row["epoch"]))
-                rows[epoch] = {**{k: float(v) for k, v in row.items() if k is not None and v not in ("", None)},
-                               "epoch": epoch}
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise DamagedFileError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:60]}); remove it, or its run "
-                               "folder, and run again") from None
-    return [rows[e] for e in sorted(rows)]
-
-
-def is_complete(run_dir):
-    """A run is finished when its ``metrics.json`` exists and is whole (valid JSON, a dict)."""
-    path = os.path.join(run_dir, "metrics.json")
-    if not os.path.exists(path):
-        return False
-    try:
-        return isinstance(read_json(path), dict)
-    except (OSError, DamagedFileError):
-        return False  # truncated: the run is done again
-
 
 class RunLock:
     """One process at a time in a run folder: an exclusive ``flock`` on ``RUN/.lock``.
@@ -439,26 +334,3 @@ def _readable_h5(path):
     except OSError:
         return False
 
-
-def best_of_history(rows):
-    """The paper's "best during training": min loss / max accuracy per set, and the best epoch.
-
-    ``train_accuracy`` is always against the true labels (the paper's "с ручной разметкой");
-    a distilled student's accuracy against its training targets is ``train_target_accuracy``.
-    """
-    if not rows:
-        return {}
-    best = {
-        "train_loss": min(r["loss"] for r in rows),
-        "train_accuracy": max(r["accuracy"] for r in rows),
-        "epochs": len(rows),
-    }
-    if "label_accuracy" in rows[0]:  # a distilled student: "accuracy" is against its targets
-        best["train_target_accuracy"] = best["train_accuracy"]
-        best["train_accuracy"] = max(r["label_accuracy"] for r in rows)
-    if "val_accuracy" in rows[0]:
-        # The first epoch with the best valid accuracy: the one RunMonitor saved as model.keras.
-        best_row = max(sorted(rows, key=lambda r: r["epoch"]), key=lambda r: r["val_accuracy"])
-        best.update(valid_loss=min(r["val_loss"] for r in rows),
-                    valid_accuracy=best_row["val_accuracy"], best_epoch=int(best_row["epoch"]))
-    return best

@@ -1,0 +1,39 @@
+"""Files written whole or not at all: a temporary file of this process, then a rename.
+
+Example:
+    >>> from kd_keras.files import write_json
+    >>> write_json("runs/example/config.json", {"seed": 0})  # doctest: +SKIP
+"""
+
+import json
+import os
+
+
+def replace_atomically(path, write, suffix=".tmp"):
+    """``write(tmp)`` into a temporary file of this process, then renamed to ``path``.
+
+    Readers never see half a file, and a failed write (a full disk) leaves no partial file.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}{suffix}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_text(path, text):
+    """Writes ``text`` through a temporary file and a rename, so readers never see half a file."""
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+
+    replace_atomically(path, write)
+
+
+def write_json(path, obj):
+    """``obj`` as indented JSON with sorted keys, written atomically (:func:`write_text`)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
