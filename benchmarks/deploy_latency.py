@@ -11,6 +11,10 @@ architecture gain. For TFLite int8 it also tries LiteRT's interpreter options th
 XNNPACK's int8 (QS8) kernels run.
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import os
 import tempfile

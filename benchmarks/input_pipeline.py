@@ -7,13 +7,16 @@ inside the timing. Prints images/second of each and the ratio.
     python benchmarks/input_pipeline.py --data-dir ../shared/data/cats_vs_dogs --images 2000 --epochs 5
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import os
 import tempfile
 import time
 
-import kd_keras  # noqa: F401  (sets the TensorFlow defaults)
-from kd_keras import data, input_pipeline
+from kd_keras import data, input_pipeline, sources
 
 
 def plain_loop(paths, size, batch_size):
@@ -40,7 +43,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     cache = tempfile.mkdtemp(prefix="kd-keras-bench-")
-    folder = data.resolve_source(args.data_dir if os.path.isdir(args.data_dir) else "synthetic", cache)
+    folder = sources.resolve_source(args.data_dir if os.path.isdir(args.data_dir) else "synthetic", cache)
     items = [item for split in data.scan(folder).splits.values() for item in split][: args.images]
     paths = [p for p, _ in items]
     n = len(paths) * args.epochs

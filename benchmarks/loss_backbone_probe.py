@@ -12,6 +12,10 @@ choose by the cross-validation column:
         --setting efficientnet-lite2:260:noflip --setting efficientnet-lite2:260:flip
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import time
 

@@ -10,18 +10,22 @@ mean and largest change of the predicted probability, and the accuracy on each v
         --model runs/cats_vs_dogs-gpu/seed0/teacher/model.keras
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import os
 
 import keras
 import numpy as np
 
-from kd_keras import data, input_pipeline, metrics
+from kd_keras import data, input_pipeline, metrics, sources
 
 
 def paired_images(pack_dir, data_dir, split, cache_dir):
     """``(original paths, packed paths, labels)`` of the images that ``split`` of both holds, matched by name."""
-    packed = data.scan(data.resolve_source(pack_dir, cache_dir)).splits[split]
+    packed = data.scan(sources.resolve_source(pack_dir, cache_dir)).splits[split]
     original = data.scan(data_dir).splits[split]
     by_name = {(label, os.path.splitext(os.path.basename(path))[0]): path for path, label in packed}
     pairs = [(path, by_name[(label, os.path.splitext(os.path.basename(path))[0])], label)

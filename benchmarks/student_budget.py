@@ -8,6 +8,10 @@ speed and the valid accuracy after each epoch:
         --setting 64:1e-4 --setting 64:1e-3 --setting 48:1e-3 --setting 96:1e-3 --epochs 5
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import time
 

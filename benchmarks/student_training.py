@@ -13,13 +13,16 @@ also prints that rate's share of the chip's dense bf16 peak (``--peak-tflops``: 
         --mixed-precision bfloat16 --images 8192                             # the gpu preset's step
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import time
 
 import keras
 import numpy as np
 
-import kd_keras  # noqa: F401  (sets the TensorFlow defaults)
 from kd_keras import input_pipeline, models, runtime
 from kd_keras.distill import Distiller
 

@@ -6,13 +6,16 @@ Compare oneDNN on and off (TensorFlow leaves it off on non-Intel CPUs):
     TF_ENABLE_ONEDNN_OPTS=1 python benchmarks/training_speed.py
 """
 
+from kd_keras import quiet  # noqa: I001  (first: before Keras loads TensorFlow)
+
+quiet.tensorflow_defaults()  # oneDNN on and a quiet start-up, as the kd-keras command has them
+
 import argparse
 import os
 import time
 
 import numpy as np
 
-import kd_keras  # noqa: F401
 from kd_keras import models
 
 

@@ -1,6 +1,6 @@
-"""Datasets: find the images and labels of a source, and split them.
+"""Datasets: find the images and labels of a folder, and split them.
 
-Sources (``resolve_source`` turns a ``--data-dir`` value into a folder):
+Layouts (:func:`kd_keras.sources.resolve_source` first turns any ``--data-dir`` value into a folder):
 
 - a folder per class, ``DIR/<class>/*``, or split folders ``DIR/{train,valid,test}/<class>/*``
   (Weather, Fruits, Covid-19, PetImages' ``Cat/`` and ``Dog/``, any user dataset);
@@ -20,7 +20,6 @@ import random
 import re
 
 from kd_keras.errors import UserError
-from kd_keras.synthetic import write_synthetic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
@@ -69,31 +68,6 @@ class Dataset:
     def load(cls, path):
         with open(path) as f:
             return cls.from_json(json.load(f))
-
-
-def resolve_source(spec, cache_dir):
-    """Turns a ``--data-dir`` value into a readable folder (making synthetic/tfds data once)."""
-    spec = os.fspath(spec)
-    if spec == "synthetic" or spec.startswith("synthetic:"):
-        parts = spec.split(":")[1:]
-        try:
-            num_classes = int(parts[0]) if parts else 2
-            per_class = int(parts[1]) if len(parts) > 1 else 200
-        except ValueError:
-            raise UserError(f"bad synthetic spec {spec!r}; use synthetic[:CLASSES[:IMAGES_PER_CLASS]]") from None
-        if num_classes < 2 or per_class < 7:
-            raise UserError("synthetic data needs at least 2 classes and 7 images per class")
-        root = os.path.join(cache_dir, f"synthetic-{num_classes}x{per_class}")
-        return write_synthetic(root, num_classes, per_class)
-    if os.path.isfile(os.path.join(spec, "pack.json")):
-        from kd_keras.pack import unpack
-
-        return unpack(spec, cache_dir)
-    if spec.startswith("tfds:"):
-        from kd_keras.tfds_source import export_tfds
-
-        return export_tfds(spec[len("tfds:"):], cache_dir)
-    return spec
 
 
 def _image_files(folder):

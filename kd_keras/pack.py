@@ -12,8 +12,8 @@ first use its shards are checked and unpacked into the runs folder's cache (neve
 the pack), as ``<name>/{train,valid,test}/<class>/*.webp``.
 
 Example:
-    >>> pack("../shared/data/cats_vs_dogs", "gpu_data/cats_vs_dogs", image_size=224, max_mib=28)
-    >>> data.scan(data.resolve_source("gpu_data/cats_vs_dogs", "runs/.cache")).counts()
+    >>> pack("../shared/data/cats_vs_dogs", "gpu_in/cats_vs_dogs", image_size=224, max_mib=60)  # doctest: +SKIP
+    >>> data.scan(sources.resolve_source("gpu_in/cats_vs_dogs", "runs/.cache")).counts()  # doctest: +SKIP
 """
 
 import concurrent.futures
@@ -101,11 +101,12 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", cache_dir="runs/.cache", log=print):
-    """Packs ``data_dir`` (any ``--data-dir`` source) into ``out``; returns the manifest.
+def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", log=print):
+    """Packs the dataset folder ``data_dir`` into ``out``; returns the manifest.
 
     Args:
-        data_dir: a class folder, split folders, Kaggle's layout or ``synthetic``.
+        data_dir: a class folder, split folders or Kaggle's layout (any ``--data-dir`` value
+            becomes one with :func:`kd_keras.sources.resolve_source`).
         out: a new or empty folder, outside ``data_dir``.
         image_size: the side ``N`` the images are stored at (the run's image size).
         max_mib: the largest shard, in MiB (2**20 bytes).
@@ -122,7 +123,7 @@ def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", ca
         raise UserError(f"--image-size must be in 8..{MAX_IMAGE_SIZE}, got {image_size}")
     if not (0 < max_mib < float("inf")):  # nan and inf fail too
         raise UserError(f"--max-mib must be a number > 0, got {max_mib}")
-    source = data.resolve_source(data_dir, cache_dir)
+    source = os.fspath(data_dir)
     dataset = data.scan(source)
     out_abs, source_abs = os.path.realpath(out), os.path.realpath(source)  # through any symlink
     if out_abs == source_abs or out_abs.startswith(source_abs + os.sep):

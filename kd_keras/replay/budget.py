@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from kd_keras import data, input_pipeline, user_models
+from kd_keras import data, input_pipeline, sources, user_models
 from kd_keras.replay import layout, run_files, train
 from kd_keras.errors import UserError
 
@@ -68,7 +68,7 @@ def measure(exp, teacher_dir, size, log=print):
     batch = p.batch_size
     split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
     num_classes = len(split.class_names)
-    data.resolve_source(exp.data_dir, exp.cache_dir)  # a pack made elsewhere is unpacked here first
+    sources.resolve_source(exp.data_dir, exp.cache_dir)  # a pack made elsewhere is unpacked here first
     train.load_images(exp, split, size)  # decoded once into the cache, as the first run would
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * WARMUP_STEPS, size, size, 3), dtype="uint8")

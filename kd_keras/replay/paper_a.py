@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kd_keras import data, input_pipeline, losses, models
+from kd_keras import data, input_pipeline, losses, models, sources
 from kd_keras.replay import layout, lifecycle, provenance, run_files
 from kd_keras.errors import UserError
 from kd_keras.layers import lsoftmax_logits
@@ -38,7 +38,7 @@ def _accuracy_metric(head):
 
 def load_dataset(data_dir, preset, cache_dir, seed=0, log=print):
     """The train and valid images of one class-folder dataset, decoded once."""
-    folder = data.resolve_source(data_dir, cache_dir)
+    folder = sources.resolve_source(data_dir, cache_dir)
     dataset = data.split(data.scan(folder), seed=seed, need=("train", "valid"))
     limits = {"train": preset.loss_train_per_class, "valid": preset.loss_valid_per_class}
     dataset = data.subsample(dataset, limits, seed=seed)

@@ -3,7 +3,7 @@
 import os
 import time
 
-from kd_keras import data, models
+from kd_keras import data, models, sources
 from kd_keras.replay import layout, provenance, run_files, timing, train
 from kd_keras.errors import UserError
 
@@ -26,18 +26,19 @@ def chains(exp, generations, kinds=layout.CHAINS, budget_minutes=None, started=N
     return {kind: train.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
 
 
-def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
+def timing_run(exp, images=None, student_dir=None, exported=None, run_exported=None):
     """Latency of teacher and student on the test images; saved as ``timing/metrics.json``.
 
     With ``student_dir`` its trained model is timed; with ``exported`` (a ``.tflite`` or
-    ``.onnx`` file) the exported student too, at that file's input size, and the result is
-    saved beside it as ``<file>.timing.json`` instead.
+    ``.onnx`` file) and ``run_exported`` (the function that runs it,
+    :func:`kd_keras.deploy.export.load_runtime`) the exported student too, at that file's
+    input size, and the result is saved beside it as ``<file>.timing.json`` instead.
     """
     split_file = os.path.join(exp.run_dir(layout.TEACHER), "split.json")
     if os.path.exists(split_file):
         dataset = data.Dataset.load(split_file)
     else:
-        folder = data.resolve_source(exp.data_dir, exp.cache_dir)
+        folder = sources.resolve_source(exp.data_dir, exp.cache_dir)
         dataset = data.split(data.scan(folder), seed=exp.seed)
     paths = [path for path, _ in dataset.splits["test"]][: images or exp.preset.timing_images]
     size, student = exp.preset.timing_size, None
@@ -52,8 +53,8 @@ def timing_run(exp, images=None, student_dir=None, exported=None, threads=None):
         student = keras.models.load_model(os.path.join(source, "model.keras"))
         if student.input_shape[1] != size and student.name == "resnet18":  # same weights, the timing size
             student = models.resized_resnet18(student, size)
-    result = timing.benchmark(paths, size, exp.backbone, log=exp.log, student=student, exported=exported,
-                              threads=threads)
+    result = timing.benchmark(paths, size, exp.backbone, log=exp.log, student=student,
+                              exported=(os.path.basename(exported), run_exported) if exported else None)
     result["preset"] = exp.preset.name
     result["code"] = provenance.code_version()
     if exported:

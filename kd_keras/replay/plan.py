@@ -10,14 +10,14 @@ import time
 
 import numpy as np
 
-from kd_keras import data
+from kd_keras import data, sources
 
 
 
 def describe(exp, generations):
     """The replay's shape: images per split, sizes, runs, steps and cache sizes (no TensorFlow)."""
     p = exp.preset
-    folder = data.resolve_source(exp.data_dir, exp.cache_dir)
+    folder = sources.resolve_source(exp.data_dir, exp.cache_dir)
     dataset = data.split(data.scan(folder), seed=exp.seed)
     limits = {"train": p.train_per_class, "valid": p.valid_per_class, "test": p.test_per_class}
     counts = {s: len(items) for s, items in data.subsample(dataset, limits, seed=exp.seed).splits.items()}

@@ -63,13 +63,9 @@ def end_to_end_latency(model, paths, size):
     return _timed(lambda path: infer(decode(path)[None].astype("float32") / 255.0), list(paths))
 
 
-def exported_latency(path, images, threads=None):
-    """Seconds per image of an exported model (``.tflite``, ``.onnx``) in its runtime, one per image."""
-    from kd_keras.deploy.export import load_runtime
-
-    run = load_runtime(path, threads)
-    batches = [image[None].astype("float32") / 255.0 for image in images]
-    return _timed(run, batches)
+def exported_latency(run, images):
+    """Seconds per image of an exported model, ``run(batch)`` in its runtime (:func:`kd_keras.deploy.export.load_runtime`)."""
+    return _timed(run, [image[None].astype("float32") / 255.0 for image in images])
 
 
 def cpu_model():
@@ -86,7 +82,7 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=None, exported=None, threads=None):
+def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=None, exported=None):
     """Times the paper's pair, ResNet-50 teacher and ResNet-18 student, on the same images.
 
     Latency does not depend on the weights, so both networks are timed with random ones.
@@ -98,8 +94,8 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=N
         size: input side (224 in the paper).
         teacher_backbone: the backbone of the run's teacher.
         student: a trained student (a Keras model of input ``size``) to time instead of a fresh ResNet-18.
-        exported: an exported student file, timed in its runtime as ``exported_ms`` on the same images.
-        threads: the runtime's threads for ``exported`` (Keras's are set by :func:`runtime.cpu_only`).
+        exported: ``(file name, run)``: an exported student and the function that runs it in its runtime
+            (:func:`kd_keras.deploy.export.load_runtime`), timed as ``exported_ms`` on the same images.
 
     Returns:
         A dict with ``teacher_ms``, ``student_ms``, ``speedup`` (model only), the same with
@@ -124,9 +120,10 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=N
     result["speedup"] = result["teacher_ms"] / result["student_ms"]
     result["speedup_end_to_end"] = result["teacher_ms_end_to_end"] / result["student_ms_end_to_end"]
     if exported:
-        log(f"timing {os.path.basename(exported)} on {len(images)} images")
-        result["exported"] = os.path.basename(exported)
-        per_image["model"]["exported"] = 1000 * exported_latency(exported, images, threads)
+        name, run = exported
+        log(f"timing {name} on {len(images)} images")
+        result["exported"] = name
+        per_image["model"]["exported"] = 1000 * exported_latency(run, images)
         result["exported_ms"] = float(np.mean(per_image["model"]["exported"]))
         result["exported_speedup"] = result["teacher_ms"] / result["exported_ms"]
     result["device"] = runtime.device_kind()

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from kd_keras import data, input_pipeline, metrics, models, user_models
+from kd_keras import data, input_pipeline, metrics, models, sources, user_models
 from kd_keras.replay import layout, lifecycle, provenance, run_files
 from kd_keras.distill import Distiller
 from kd_keras.errors import UserError
@@ -99,7 +99,7 @@ def prepare_split(exp, run_dir, parent_dir=None):
     """The run's split: the parent's, or the data source scanned, split and subsampled."""
     # Made (synthetic) or unpacked (a pack) once, also where a split made elsewhere is reused:
     # the students of a teacher trained on another machine read the same unpacked images.
-    folder = data.resolve_source(exp.data_dir, exp.cache_dir)
+    folder = sources.resolve_source(exp.data_dir, exp.cache_dir)
     path = os.path.join(run_dir, "split.json")
     if os.path.exists(path):
         return data.Dataset.load(path)
@@ -134,7 +134,7 @@ def class_count(exp, run_dir):
     path = os.path.join(run_dir, "split.json")
     if os.path.exists(path):
         return len(data.Dataset.load(path).class_names)
-    return len(data.scan(data.resolve_source(exp.data_dir, exp.cache_dir)).class_names)
+    return len(data.scan(sources.resolve_source(exp.data_dir, exp.cache_dir)).class_names)
 
 
 def class_labels(images, num_classes):
