@@ -1,5 +1,6 @@
 """Run and cache files cut short by a crash or a full disk: one error line, or rebuilt."""
 
+import json
 import os
 
 import numpy as np
@@ -156,3 +157,27 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path):
     with pytest.raises(OSError):
         run_files.replace_atomically(str(tmp_path / "metrics.json"), fails_half_way)
     assert os.listdir(tmp_path) == ["metrics.json"] and (tmp_path / "metrics.json").read_text() == "{}"
+
+
+def test_a_run_folder_made_with_other_settings_is_refused_naming_them(tmp_path):
+    from kd_keras.errors import UserError
+    from kd_keras.replay import lifecycle
+
+    run = str(tmp_path / "run")
+    settings = {"name": "teacher", "preset": {"name": "cpu", "student_lr": 1e-4}, "seed": 0}
+    assert lifecycle.open_run(run, settings) is False  # started: config.json written with backend and code
+    stored = json.load(open(tmp_path / "run" / "config.json"))
+    assert stored["backend"] and stored["code"]["kd_keras"] and {k: stored[k] for k in settings} == settings
+    assert lifecycle.open_run(run, settings) is False  # the same settings: resumed
+    with pytest.raises(UserError, match=r"other settings \(preset.student_lr, seed\)"):
+        lifecycle.open_run(run, {**settings, "preset": {"name": "cpu", "student_lr": 1e-3}, "seed": 1})
+    # A setting added in a later version matches a folder made before it at its default, not otherwise.
+    later = {**settings, "preset": {**settings["preset"], "student_bn_momentum": 0.99}}
+    assert lifecycle.open_run(run, later, {"preset": {"student_bn_momentum": 0.99}}) is False
+    with pytest.raises(UserError, match=r"\(preset.student_bn_momentum\)"):
+        lifecycle.open_run(run, later, {"preset": {"student_bn_momentum": 0.9}})
+    lifecycle.finish_run(run, {"test": np.array([0.2, 0.9])}, {"eval": {}})
+    assert lifecycle.open_run(run, settings) is True  # finished: reused
+    with pytest.raises(UserError, match="NaN or infinite"):
+        lifecycle.finish_run(str(tmp_path / "other"), {"test": np.array([0.2, np.nan])}, {})
+    assert not (tmp_path / "other" / "metrics.json").exists()

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from kd_keras.errors import NonFiniteLossError, UserError
-from kd_keras.replay.run_files import (HISTORY_FIELDS, DamagedFileError, read_history, read_json, replace_atomically,
-                                       write_text)
+from kd_keras.replay.run_files import (HISTORY_FIELDS, DamagedFileError, is_complete, read_history, read_json,
+                                       replace_atomically, save_predictions, write_json, write_text)
 
 
 class DeadlineReached(UserError):
@@ -98,6 +98,82 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+RECORDED = ("backend", "code")  # in config.json, recorded, never compared
+
+
+def open_run(run_dir, settings, defaults=None, deadline=None):
+    """Opens ``run_dir`` for a run of ``settings``, for both papers: reused, resumed or started.
+
+    A finished run (one with a whole ``metrics.json``) is reused. Any other is started or
+    resumed: past ``deadline`` (a ``time.time()`` value) that is :class:`DeadlineReached`, and
+    its ``config.json`` gets the settings with the backend and the code that train it
+    (:func:`kd_keras.replay.provenance.code_version`). A folder made with other settings is
+    refused, naming them, whether finished or not. The backend and the code are recorded, not
+    compared: a teacher made with TensorFlow on one machine is the parent of students trained
+    with JAX on another, and a run may resume on either.
+
+    Args:
+        run_dir: the run's folder (:mod:`~kd_keras.replay.layout`); the caller holds its
+            :class:`RunLock`.
+        settings: what makes the run (JSON values), compared with a ``config.json`` already there.
+        defaults: the values of settings added in a later version (a nested dict like
+            ``settings``): a folder made before a setting existed matches it at its default.
+
+    Returns:
+        True when the run is finished (nothing to do), False when it is to be trained.
+
+    Raises:
+        UserError: the folder was made with other settings.
+    """
+    finished = is_complete(run_dir)
+    if not finished:
+        check_deadline(deadline)
+    path = os.path.join(run_dir, "config.json")
+    if os.path.exists(path):
+        stored = {key: value for key, value in read_json(path).items() if key not in RECORDED}
+        changed = _changed(stored, settings, defaults or {})
+        if changed:
+            raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)}); remove it or use another "
+                            "--runs-dir")
+        settings = stored
+    if finished:
+        return True
+    from kd_keras.replay import provenance
+
+    os.makedirs(run_dir, exist_ok=True)
+    write_json(path, {**settings, "backend": keras.backend.backend(), "code": provenance.code_version()})
+    return False
+
+
+def _changed(stored, current, defaults, prefix=""):
+    """The keys whose values differ, dotted (``preset.student_lr``); a key ``stored`` lacks at its default is none."""
+    changed = []
+    for key in sorted(set(stored) | set(current)):
+        default = defaults.get(key) if isinstance(defaults, dict) else None
+        if key not in stored and key in (defaults if isinstance(defaults, dict) else {}) and current[key] == default:
+            continue  # a setting added later, at its default
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed(a, b, default if isinstance(default, dict) else {}, f"{prefix}{key}.")
+        elif key not in stored or key not in current or a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
+def finish_run(run_dir, predictions, metrics):
+    """Writes ``predictions.npz``, then ``metrics.json`` last: only then is the run finished.
+
+    Raises:
+        UserError: a float prediction is NaN or infinite; the run is not marked finished.
+    """
+    broken = [k for k, v in predictions.items() if np.asarray(v).dtype.kind == "f" and not np.all(np.isfinite(v))]
+    if broken:
+        raise UserError(f"{run_dir}: the model's predictions on {', '.join(broken)} are NaN or infinite; the run is "
+                        "not marked finished (remove the folder to train it afresh)")
+    save_predictions(os.path.join(run_dir, "predictions.npz"), **predictions)
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
 
 
 def _lock_holder(fd, tries=20):

@@ -18,7 +18,7 @@ import numpy as np
 from keras import ops
 
 from kd_keras import data, input_pipeline, losses, models, sources
-from kd_keras.replay import layout, lifecycle, provenance, run_files
+from kd_keras.replay import layout, lifecycle, run_files
 from kd_keras.errors import UserError
 from kd_keras.layers import lsoftmax_logits
 
@@ -87,14 +87,13 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
             for seed in seeds:
                 run_dir = layout.loss_run_folder(runs_dir, preset.name, dataset.name, loss_name, seed)
                 run_dirs.append(run_dir)
-                _check_settings(run_dir, _settings(dataset, loss_name, seed, preset, backbone, weights))
-                if run_files.is_complete(run_dir):
-                    log(f"{run_dir}: done, reused")
-                    continue
-                with lifecycle.RunLock(run_dir):  # one process at a time; it may have finished meanwhile
-                    if not run_files.is_complete(run_dir):
-                        _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights,
-                                   verbose)
+                settings = _settings(dataset, loss_name, seed, preset, backbone, weights)
+                with lifecycle.RunLock(run_dir):  # one process at a time
+                    # Settings added in a later version match a folder made before them at None.
+                    if lifecycle.open_run(run_dir, settings, defaults=dict.fromkeys(settings)):
+                        log(f"{run_dir}: done, reused")
+                        continue
+                    _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights, verbose)
     return run_dirs
 
 
@@ -107,26 +106,8 @@ def _settings(dataset, loss_name, seed, preset, backbone, weights):
             "train_per_class": preset.loss_train_per_class, "valid_per_class": preset.loss_valid_per_class}
 
 
-def _check_settings(run_dir, settings):
-    """Refuses a run folder made with other settings, as Paper B's runs do (the backend and the code
-    are recorded, not compared; settings added later count as their defaults, None)."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        return
-    stored = {k: v for k, v in run_files.read_json(path).items() if k not in ("backend", "code")}
-    current = {k: v for k, v in settings.items() if k in stored or v is not None}
-    if stored != current:
-        changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
-        raise UserError(f"{run_dir} was made with other settings ({', '.join(changed)}); remove it or use another "
-                        "--runs-dir")
-
-
 def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbone, weights, verbose):
     started = time.time()
-    os.makedirs(run_dir, exist_ok=True)
-    run_files.write_json(os.path.join(run_dir, "config.json"), {
-        **_settings(dataset, loss_name, seed, preset, backbone, weights), "backend": keras.backend.backend(),
-        "code": provenance.code_version()})
     dataset.save(os.path.join(run_dir, "split.json"))
     keras.utils.set_random_seed(seed)
     spec = losses.get(loss_name)
@@ -159,9 +140,8 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
     outputs = model.predict(input_pipeline.ArrayBatches(inputs["valid"], None, batch, scale=scale), verbose=0)
     predicted = np.argmax(np.asarray(class_scores(spec.head, outputs)), axis=-1)
     labels = np.argmax(onehot["valid"], axis=-1)
-    run_files.save_predictions(os.path.join(run_dir, "predictions.npz"), label=labels, predicted=predicted)
     last = history[-1]
-    run_files.write_json(os.path.join(run_dir, "metrics.json"), {
+    lifecycle.finish_run(run_dir, {"label": labels, "predicted": predicted}, {
         "valid_accuracy": float(np.mean(predicted == labels)), "valid_loss": last["val_loss"],
         "train_loss": last["loss"], "train_accuracy": last["accuracy"],
         "best": run_files.best_of_history(history), "n_valid": int(len(labels)),

@@ -6,7 +6,6 @@ each network is timed at batch size 1 after a warm-up, model-only and with
 load-and-preprocess, in the same process, so the ratio compares like with like.
 """
 
-import os
 import time
 
 import keras

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from kd_keras import data, input_pipeline, metrics, models, sources, user_models
-from kd_keras.replay import layout, lifecycle, provenance, run_files
+from kd_keras.replay import layout, lifecycle, run_files
 from kd_keras.distill import Distiller
 from kd_keras.errors import UserError
 from kd_keras.schedules import legacy_decay
@@ -161,36 +161,19 @@ def run_seed(seed, name):
 
 
 def _start(exp, name, config, parent_dir=None):
+    """Opens the run ``name`` of ``exp`` (:func:`~kd_keras.replay.lifecycle.open_run`): ``(run_dir, run seed, finished)``.
+
+    Its settings are the preset, the data, the seed and ``config``; preset fields added in a
+    later version match a folder made before them at their defaults.
+    """
     run_dir = exp.run_dir(name)
-    if not run_files.is_complete(run_dir):
-        lifecycle.check_deadline(exp.deadline)
-    os.makedirs(run_dir, exist_ok=True)
-    full_config = {"name": name, "preset": dataclasses.asdict(exp.preset), "data_dir": exp.data_dir,
-                   "seed": exp.seed, "run_seed": run_seed(exp.seed, name), "parent": parent_dir, **config}
-    config_path = os.path.join(run_dir, "config.json")
-    backend = keras.backend.backend()
-    if os.path.exists(config_path):
-        # The backend is recorded, not compared: a teacher made with TensorFlow here is the
-        # parent of students trained with JAX on a GPU, and a run may resume on either.
-        stored = run_files.read_json(config_path)
-        backend = stored.pop("backend", "tensorflow")  # runs from before it was recorded
-        code = stored.pop("code", None)
-        # Preset fields added in a later version, at their defaults, change nothing.
-        defaults = dataclasses.asdict(type(exp.preset)(name=exp.preset.name))
-        added = {k for k in full_config["preset"] if k not in stored.get("preset", {})
-                 and full_config["preset"][k] == defaults[k]}
-        current = {**full_config, "preset": {k: v for k, v in full_config["preset"].items() if k not in added}}
-        if stored != current:
-            raise UserError(f"{run_dir} was made with other settings; remove it or use another --runs-dir")
-        full_config = stored
-    else:
-        code = None
-    if not run_files.is_complete(run_dir):
-        backend = keras.backend.backend()  # the backend that trains it
-        code = provenance.code_version()  # and the code that does
-    run_files.write_json(config_path, {**full_config, "backend": backend, "code": code})
-    keras.utils.set_random_seed(full_config["run_seed"])
-    return run_dir, full_config["run_seed"]
+    seed = run_seed(exp.seed, name)
+    settings = {"name": name, "preset": dataclasses.asdict(exp.preset), "data_dir": exp.data_dir,
+                "seed": exp.seed, "run_seed": seed, "parent": parent_dir, **config}
+    defaults = {"preset": dataclasses.asdict(type(exp.preset)(name=exp.preset.name))}
+    finished = lifecycle.open_run(run_dir, settings, defaults, exp.deadline)
+    keras.utils.set_random_seed(seed)
+    return run_dir, seed, finished
 
 
 def _adam(lr, decay):
@@ -226,13 +209,7 @@ def score_draws(draws, labels):
 
 
 def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_labels=None, augmented=None):
-    """Writes predictions.npz and metrics.json (last, atomically); refuses non-finite predictions."""
-    broken = [s for s in SPLITS if not np.all(np.isfinite(predictions[s]))]
-    if broken:
-        raise UserError(f"{run_dir}: the model's predictions on {', '.join(broken)} are NaN or infinite; the run is "
-                        "not marked finished (remove the folder to train it afresh)")
-    run_files.save_predictions(os.path.join(run_dir, "predictions.npz"), **predictions,
-                          **{f"label_{s}": labels[s] for s in SPLITS})
+    """Scores the run and finishes it (:func:`~kd_keras.replay.lifecycle.finish_run`: non-finite predictions refused)."""
     result = {"best": run_files.best_of_history(history), "seconds": round(time.time() - started, 1), **extra}
     result["eval"] = {s: metrics.summary(predictions[s], labels[s]) for s in SPLITS}
     if augmented is not None:
@@ -243,7 +220,7 @@ def _finish(exp, run_dir, predictions, labels, history, extra, started, teacher_
                 "accuracy": metrics.accuracy(predictions["test"], teacher_labels),
                 "loss": metrics.crossentropy(predictions["test"], teacher_labels)}
             result["test_teacher_labels_augmented"] = score_draws(draws, teacher_labels)
-    run_files.write_json(os.path.join(run_dir, "metrics.json"), result)
+    lifecycle.finish_run(run_dir, {**predictions, **{f"label_{s}": labels[s] for s in SPLITS}}, result)
     exp.log(f"{os.path.relpath(run_dir, exp.runs_dir)}: test accuracy {result['eval']['test']['accuracy']:.4f}")
     return run_dir
 
@@ -271,10 +248,10 @@ def train_teacher(exp):
 def _train_teacher(exp):
     p = exp.preset
     name = layout.TEACHER
-    run_dir, seed = _start(exp, name, {
+    run_dir, seed, finished = _start(exp, name, {
         "kind": "teacher", "backbone": exp.backbone, "weights": str(exp.weights), "fine_tune": p.teacher_fine_tune,
         "normalized_features": not p.teacher_fine_tune and not models.is_pretrained(exp.weights)})
-    if run_files.is_complete(run_dir):
+    if finished:
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
@@ -350,9 +327,9 @@ def _import_teacher(exp, model_file):
     units = user_models.check_classes(model, num_classes, what)
     with open(model_file, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    run_dir, _ = _start(exp, layout.TEACHER, {"kind": "teacher", "model_file": os.path.abspath(model_file),
-                                         "sha256": digest, "image_size": size})
-    if run_files.is_complete(run_dir):
+    run_dir, _, finished = _start(exp, layout.TEACHER, {"kind": "teacher", "model_file": os.path.abspath(model_file),
+                                                        "sha256": digest, "image_size": size})
+    if finished:
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
@@ -442,8 +419,8 @@ def _train_student(exp, mode, parent_dir, name, generation):
         extra.update(student=exp.student, student_size=exp.student_size)
     if exp.budget is not None:
         extra["budget"] = exp.budget
-    run_dir, seed = _start(exp, name, extra, parent_dir)
-    if run_files.is_complete(run_dir):
+    run_dir, seed, finished = _start(exp, name, extra, parent_dir)
+    if finished:
         exp.log(f"{run_dir}: done, reused")
         return run_dir
     started = time.time()
