@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kd_keras.replay import budget, layout, presets, run_files, train
+from kd_keras.replay import budget, experiment, layout, presets, run_files, teacher
 from kd_keras import data
 from kd_keras.errors import UserError
 
@@ -33,7 +33,7 @@ def test_the_most_epochs_that_fit_and_no_more():
 
 
 def _seed_with_a_teacher(tmp_path):
-    exp = train.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
+    exp = experiment.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
     teacher_dir = exp.run_dir("teacher")
     os.makedirs(teacher_dir)
     splits = {s: [(f"{s}/{i}.png", i % 2) for i in range(n)] for s, n in COUNTS.items()}
@@ -82,8 +82,8 @@ def test_finished_runs_are_not_counted(tmp_path, monkeypatch):
 
 def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path):
 
-    exp = train.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
-    teacher_dir = train.teacher_run(exp)
+    exp = experiment.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), weights="none", verbose=0)
+    teacher_dir = teacher.teacher_run(exp)
     shutil.rmtree(exp.cache_dir)  # as on a machine the teacher's run was carried to: its data not yet unpacked
     before = sorted(os.listdir(os.path.dirname(teacher_dir)))
     rates = budget.measure(exp, teacher_dir, 32, log=lambda *_: None)

@@ -14,14 +14,14 @@ from conftest import run_cli
 from kd_keras.errors import UserError
 
 import kd_keras
-from kd_keras.replay import archive, paper_b, presets, train
+from kd_keras.replay import archive, experiment, paper_b, presets, students, teacher, training
 from kd_keras import report
 
 
 @pytest.fixture(scope="module")
 def kd_runs(tmp_path_factory):
     runs_dir = str(tmp_path_factory.mktemp("runs"))
-    exp = train.Experiment(presets.get("smoke"), "synthetic", runs_dir, weights="none", verbose=0)
+    exp = experiment.Experiment(presets.get("smoke"), "synthetic", runs_dir, weights="none", verbose=0)
     paper_b.reproduce(exp, generations=1)
     return runs_dir, exp
 
@@ -68,18 +68,18 @@ def test_every_run_draws_its_own_weights_order_and_augmentation(kd_runs, monkeyp
     names = ["student-classic", "student-hard", "student-soft", "hard-chain-1", "soft-chain-1"]
     seeds = [json.load(open(os.path.join(exp.run_dir(n), "config.json")))["run_seed"] for n in names]
     assert len(set(seeds)) == len(seeds)
-    assert seeds[0] == train.run_seed(exp.seed, "student-classic")
+    assert seeds[0] == experiment.run_seed(exp.seed, "student-classic")
     # A second hard-chain generation has the same parent and targets; only its own seed can make it differ.
     seen = []
-    real = train.input_pipeline.ArrayBatches
+    real = training.input_pipeline.ArrayBatches
 
     def spy(inputs, targets=None, *args, **kwargs):
         if isinstance(targets, dict):
             seen.append(np.array(targets["teacher"]))
         return real(inputs, targets, *args, **kwargs)
 
-    monkeypatch.setattr(train.input_pipeline, "ArrayBatches", spy)
-    twin = train.train_student(exp, "hard", exp.run_dir("student-hard"), name="hard-chain-1-twin", generation=1)
+    monkeypatch.setattr(training.input_pipeline, "ArrayBatches", spy)
+    twin = students.train_student(exp, "hard", exp.run_dir("student-hard"), name="hard-chain-1-twin", generation=1)
     first_epochs = [open(os.path.join(d, "history.csv")).read().splitlines()[1]
                     for d in (exp.run_dir("hard-chain-1"), twin)]
     assert first_epochs[0] != first_epochs[1]
@@ -115,7 +115,7 @@ def test_distilled_students_report_train_accuracy_against_true_labels(kd_runs):
 def test_rerun_reuses_finished_runs(kd_runs):
     _, exp = kd_runs
     before = os.path.getmtime(os.path.join(exp.run_dir("student-soft"), "metrics.json"))
-    train.train_student(exp, "soft", exp.run_dir("teacher"))
+    students.train_student(exp, "soft", exp.run_dir("teacher"))
     assert os.path.getmtime(os.path.join(exp.run_dir("student-soft"), "metrics.json")) == before
 
 
@@ -183,13 +183,13 @@ def test_a_run_in_use_by_another_process_is_refused_and_then_reused(kd_runs, tmp
     runs_dir, exp = kd_runs
     with lifecycle.RunLock(exp.run_dir("teacher")):  # another holder: flock refuses a second descriptor
         with pytest.raises(UserError, match=r"teacher is in use by PID \d+"):
-            train.train_teacher(exp)
+            teacher.train_teacher(exp)
         code, _, err = run_cli(capsys, "student", "--mode", "soft", "--preset", "smoke", "--weights", "none",
                                "--runs-dir", runs_dir)
         assert code == 0  # another run of the same seed is free
         with lifecycle.RunLock(exp.run_dir("student-soft")) as held:
             assert held.fd is not None
-    assert train.train_teacher(exp) == exp.run_dir("teacher")  # released: finished, reused
+    assert teacher.train_teacher(exp) == exp.run_dir("teacher")  # released: finished, reused
 
 
 def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):

@@ -8,12 +8,12 @@ import time
 import keras
 import pytest
 
-from kd_keras.replay import lifecycle, plan, presets, run_files, train
+from kd_keras.replay import experiment, lifecycle, plan, presets, run_files, students, teacher
 from kd_keras import runtime
 
 
 def test_plan_counts_images_runs_steps_and_cache_without_training(tmp_path):
-    exp = train.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), verbose=0)
+    exp = experiment.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), verbose=0)
     shape = plan.describe(exp, generations=6)
     assert shape["images"] == {"train": 48, "valid": 16, "test": 16}
     assert shape["student_runs"] == 15 and shape["steps_per_epoch"] == 3  # 48 images in batches of 16
@@ -35,8 +35,8 @@ def test_gpu_preset_code_path_runs_on_cpu_with_tiny_data(tmp_path):
     assert tiny.mixed_precision == "bfloat16" and tiny.teacher_backbone == "efficientnet-lite0"
     runtime.configure(mixed_precision=tiny.mixed_precision)
     try:
-        exp = train.Experiment(tiny, "synthetic:2:20", str(tmp_path), weights="imagenet", verbose=0)
-        student_dir = train.train_student(exp, "soft", train.train_teacher(exp))
+        exp = experiment.Experiment(tiny, "synthetic:2:20", str(tmp_path), weights="imagenet", verbose=0)
+        student_dir = students.train_student(exp, "soft", teacher.train_teacher(exp))
         config = json.load(open(os.path.join(exp.run_dir("teacher"), "config.json")))
         assert config["backbone"] == "efficientnet-lite0" and config["preset"]["mixed_precision"] == "bfloat16"
         assert run_files.is_complete(student_dir)
@@ -49,18 +49,18 @@ def test_gpu_preset_code_path_runs_on_cpu_with_tiny_data(tmp_path):
 
 def test_stop_after_stops_at_an_epoch_end_and_the_same_command_resumes(tmp_path, monkeypatch):
     smoke = dataclasses.replace(presets.get("smoke"), teacher_epochs=3)
-    exp = train.Experiment(smoke, "synthetic", str(tmp_path), weights="none", verbose=0, deadline=time.time())
+    exp = experiment.Experiment(smoke, "synthetic", str(tmp_path), weights="none", verbose=0, deadline=time.time())
     with pytest.raises(lifecycle.DeadlineReached, match="before the next run"):
-        train.train_teacher(exp)  # past the deadline: not even started
+        teacher.train_teacher(exp)  # past the deadline: not even started
     assert not os.path.exists(os.path.join(exp.run_dir("teacher"), "history.csv"))
     check = lifecycle.check_deadline
     monkeypatch.setattr(lifecycle, "check_deadline", lambda deadline, where="before the next run": where == "before the next run" or check(
         deadline, where))  # let the run start, as if the deadline passed during its first epoch
     with pytest.raises(lifecycle.DeadlineReached, match="after epoch 1"):
-        train.train_teacher(exp)
+        teacher.train_teacher(exp)
     monkeypatch.undo()
     assert len(run_files.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))) == 1
     assert not run_files.is_complete(exp.run_dir("teacher"))
     exp.deadline = None
-    train.train_teacher(exp)
+    teacher.train_teacher(exp)
     assert [r["epoch"] for r in run_files.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))] == [1, 2, 3]

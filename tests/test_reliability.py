@@ -17,12 +17,12 @@ from kd_keras.errors import NonFiniteLossError
 
 STUDENT_SCRIPT = """
 import dataclasses, sys
-from kd_keras.replay import presets, train
+from kd_keras.replay import experiment, presets, students, teacher
 from kd_keras import runtime
 runtime.configure(deterministic={deterministic})
 preset = dataclasses.replace(presets.get("smoke"), teacher_epochs=1, student_epochs={epochs})
-exp = train.Experiment(preset, "synthetic", sys.argv[1], weights="none", verbose=0)
-train.train_student(exp, "soft", train.train_teacher(exp))
+exp = experiment.Experiment(preset, "synthetic", sys.argv[1], weights="none", verbose=0)
+students.train_student(exp, "soft", teacher.train_teacher(exp))
 """
 
 
@@ -351,13 +351,13 @@ def test_strategy_and_deterministic_reach_the_experiment_through_the_cli(tmp_pat
         import sys
         from tensorflow.python.framework import config
         from kd_keras import cli
-        from kd_keras.replay import train
+        from kd_keras.replay import teacher
 
-        def teacher(exp):
+        def train_teacher(exp):
             print(type(exp.strategy).__name__, config.is_op_determinism_enabled())
             return "no run"
 
-        train.train_teacher = teacher
+        teacher.train_teacher = train_teacher
         cli.main(["teacher", "--preset", "smoke", "--weights", "none", "--strategy", "mirrored",
                   "--deterministic", "--runs-dir", sys.argv[1]])
     """)

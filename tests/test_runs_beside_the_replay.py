@@ -12,7 +12,7 @@ import pytest
 from kd_keras.errors import UserError
 from PIL import Image
 
-from kd_keras.replay import paper_a, presets, run_files, train
+from kd_keras.replay import experiment, paper_a, presets, run_files, teacher
 from kd_keras import models, report
 
 
@@ -66,7 +66,7 @@ def test_loss_study_on_uneven_classes_with_spaces_and_its_table(tmp_path):
 
 def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
     preset = dataclasses.replace(presets.get("smoke"), teacher_fine_tune=True, teacher_epochs=1)
-    exp = train.Experiment(preset, "synthetic", str(tmp_path), weights="none", verbose=0)
+    exp = experiment.Experiment(preset, "synthetic", str(tmp_path), weights="none", verbose=0)
     initial = {}
     real = models.teacher
 
@@ -75,8 +75,8 @@ def test_fine_tuned_teacher_trains_the_whole_network(tmp_path, monkeypatch):
         initial["weights"] = [np.array(v) for v in models.teacher_backbone(model).trainable_variables]
         return model
 
-    monkeypatch.setattr(train.models, "teacher", recording_teacher)
-    run = train.train_teacher(exp)
+    monkeypatch.setattr(teacher.models, "teacher", recording_teacher)
+    run = teacher.train_teacher(exp)
     config = json.load(open(os.path.join(run, "config.json")))
     assert config["fine_tune"] is True and config["normalized_features"] is False
     trained = keras.models.load_model(os.path.join(run, "model.keras"))

@@ -108,7 +108,7 @@ def _experiments(preset, data_dir, runs_dir, seeds, weights, teacher_backbone, b
         raise UserError(f"--teacher-model: no such file: {teacher_model}")
 
     from kd_keras import backbones, runtime, user_models
-    from kd_keras.replay.train import Experiment
+    from kd_keras.replay.experiment import Experiment
 
     if teacher_backbone is not None:
         teacher_backbone = backbones.check_name(teacher_backbone)
@@ -180,10 +180,10 @@ def data_command(data_dir, as_json, runs_dir):
 def teacher(**options):
     """Train the teacher (ResNet-50, or the preset's backbone)."""
     experiments = _experiments(**options)
-    from kd_keras.replay import train
+    from kd_keras.replay.teacher import train_teacher
 
     for exp in experiments:
-        click.echo(train.train_teacher(exp))
+        click.echo(train_teacher(exp))
 
 
 @cli.command()
@@ -196,12 +196,13 @@ def student(mode, teacher_dir, **options):
     if teacher_dir and options["teacher_model"]:
         raise UserError("give --teacher (a run folder) or --teacher-model (a .keras file), not both")
     experiments = _experiments(**options)
-    from kd_keras.replay import train
+    from kd_keras.replay.students import train_student
+    from kd_keras.replay.teacher import import_teacher
 
     for exp in experiments:
-        parent = teacher_dir or (train.import_teacher(exp, exp.teacher_model) if exp.teacher_model
-                                 else exp.run_dir("teacher"))
-        click.echo(train.train_student(exp, mode, parent))
+        parent = teacher_dir or (import_teacher(exp, exp.teacher_model) if exp.teacher_model
+                                 else exp.run_dir(layout.TEACHER))
+        click.echo(train_student(exp, mode, parent))
 
 
 @cli.command()

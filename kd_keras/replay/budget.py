@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 from kd_keras import data, input_pipeline, sources, user_models
-from kd_keras.replay import layout, run_files, train
+from kd_keras.replay import experiment, layout, run_files, students, training
 from kd_keras.errors import UserError
 
 MAX_EPOCHS = 100  # the paper's
@@ -69,7 +69,7 @@ def measure(exp, teacher_dir, size, log=print):
     split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
     num_classes = len(split.class_names)
     sources.resolve_source(exp.data_dir, exp.cache_dir)  # a pack made elsewhere is unpacked here first
-    train.load_images(exp, split, size)  # decoded once into the cache, as the first run would
+    experiment.load_images(exp, split, size)  # decoded once into the cache, as the first run would
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * WARMUP_STEPS, size, size, 3), dtype="uint8")
     labels = rng.integers(0, num_classes, len(images)).astype("float32" if num_classes == 2 else "int32")
@@ -79,7 +79,7 @@ def measure(exp, teacher_dir, size, log=print):
     y = {"label": labels, "teacher": targets}
     with exp.scope():
         model = user_models.student_model(exp.student, (size, size, 3), num_classes, p.student_bn_momentum)
-    distiller, _ = train.compiled_distiller(exp, model, "soft", 0, p.student_lr, p.student_decay, p.student_shift)
+    distiller, _ = training.compiled_distiller(exp, model, "soft", 0, p.student_lr, p.student_decay, p.student_shift)
     few = input_pipeline.ArrayBatches(images[: 2 * batch], {k: v[: 2 * batch] for k, v in y.items()}, batch)
     distiller.fit(few, validation_data=input_pipeline.ArrayBatches(images[:batch], labels[:batch], batch),
                   epochs=1, verbose=0, shuffle=False)  # builds and compiles
@@ -101,12 +101,12 @@ def measure(exp, teacher_dir, size, log=print):
                                     budget=None)
     started = time.perf_counter()
     try:
-        train.train_student(one_epoch, "classic", teacher_dir, name=SCRATCH)
+        students.train_student(one_epoch, "classic", teacher_dir, name=SCRATCH)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     whole = time.perf_counter() - started
     rates = Rates(0.0, train_s, infer_s, save_s)
-    counts = {s: len(split.splits[s]) for s in train.SPLITS}
+    counts = {s: len(split.splits[s]) for s in experiment.SPLITS}
     return dataclasses.replace(rates, fixed_s=max(whole - 60 * run_minutes(1, counts, rates, p.augmented_evaluations),
                                                   0.0))
 
@@ -154,7 +154,7 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
     else:
         todo = [name for name in run_names if not run_files.is_complete(exp.run_dir(name))]
         split = run_files.read_split(teacher_dir)
-        counts = {s: len(split["splits"][s]) for s in train.SPLITS}
+        counts = {s: len(split["splits"][s]) for s in experiment.SPLITS}
         rates = measure(exp, teacher_dir, exp.student_size or exp.preset.image_size, log)
         left = minutes * 60 - (time.time() - started)
         epochs = epochs_that_fit(left * (1 - MARGIN), max(len(todo), 1), counts, rates, exp.preset.augmented_evaluations)

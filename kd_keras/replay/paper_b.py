@@ -4,7 +4,7 @@ import os
 import time
 
 from kd_keras import data, models, sources
-from kd_keras.replay import layout, provenance, run_files, timing, train
+from kd_keras.replay import layout, provenance, run_files, students, teacher, timing
 from kd_keras.errors import UserError
 
 
@@ -16,14 +16,14 @@ def chains(exp, generations, kinds=layout.CHAINS, budget_minutes=None, started=N
             ``started`` (:func:`kd_keras.budget.size_students`); None trains the preset's epochs.
         started: a ``time.time()`` value, when the command started (default: now).
     """
-    teacher_dir = train.teacher_run(exp)
+    teacher_dir = teacher.teacher_run(exp)
     if budget_minutes is not None:
         from kd_keras.replay import budget
 
         exp = budget.size_students(exp, teacher_dir, layout.student_runs(generations, kinds), budget_minutes,
                                    time.time() if started is None else started)
-    student_dirs = {mode: train.train_student(exp, mode, teacher_dir) for mode in layout.MODES}
-    return {kind: train.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
+    student_dirs = {mode: students.train_student(exp, mode, teacher_dir) for mode in layout.MODES}
+    return {kind: students.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
 
 
 def timing_run(exp, images=None, student_dir=None, exported=None, run_exported=None):
