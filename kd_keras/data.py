@@ -15,11 +15,14 @@ the paper). Nothing is ever written into a user's dataset folder.
 
 import dataclasses
 import json
+import logging
 import os
 import random
 import re
 
 from kd_keras.errors import UserError
+
+_log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
@@ -178,8 +181,6 @@ def split(dataset, seed=0, need=("train", "valid", "test")):
 
 def _check_every_class_in_every_split(dataset, splits, given):
     """A class absent from a split cut here (too few images) is an error; from a folder's own split, a warning."""
-    import sys
-
     present = {name: {label for _, label in items} for name, items in splits.items()}
     for label, class_name in enumerate(dataset.class_names):
         missing = [name for name in splits if label not in present[name]]
@@ -190,8 +191,8 @@ def _check_every_class_in_every_split(dataset, splits, given):
             raise UserError(f"class {class_name!r} of {dataset.name} has {total} image{'s' if total != 1 else ''}: "
                             f"too few to give the {' and '.join(missing)} split{'s' if len(missing) > 1 else ''} "
                             "one (add images, or give the folder its own train/valid/test split)")
-        print(f"warning: class {class_name!r} has no images in the {' and '.join(missing)} split of "
-              f"{dataset.name}; its accuracy there cannot be measured", file=sys.stderr)
+        _log.warning(f"class {class_name!r} has no images in the {' and '.join(missing)} split of {dataset.name}; "
+                     "its accuracy there cannot be measured")
 
 
 def subsample(dataset, limits, seed=0):

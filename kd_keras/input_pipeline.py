@@ -18,13 +18,15 @@ separate caches).
 
 import concurrent.futures
 import hashlib
+import logging
 import os
-import sys
 
 import keras
 import numpy as np
 
 from kd_keras.files import replace_atomically
+
+_log = logging.getLogger(__name__)
 
 
 def _backend_is_tensorflow():
@@ -114,13 +116,14 @@ def _decode_all_with_pillow(paths, size, images, ok, progress):
             progress(min(256, len(paths) - start))
 
 
-def decode_images(paths, size, label="images", log=print):
+def decode_images(paths, size, label="images", log=None):
     """Decodes and resizes every file, in parallel, printing a line per 1,024 images.
 
     Returns:
         ``(images, kept, skipped)``: a uint8 array ``(n_kept, size, size, 3)``, the indices of
         the files decoded, and ``"path: reason"`` for each file skipped.
     """
+    log = log or _log.info
     n = len(paths)
     images = np.zeros((n, size, size, 3), "uint8")
     ok = np.zeros(n, bool)
@@ -161,12 +164,13 @@ def _cache_key(paths, size):
     return digest.hexdigest()[:20]
 
 
-def cached_images(items, size, cache_dir, label="images", log=print):
+def cached_images(items, size, cache_dir, label="images", log=None):
     """``(images, labels, kept_items, skipped)`` for ``(path, label)`` items, decoded once.
 
     The arrays live in ``cache_dir`` (one ``.npz`` per file list and size) so the teacher,
     every student and every generation decode the images only once.
     """
+    log = log or _log.info
     paths = [path for path, _ in items]
     os.makedirs(cache_dir, exist_ok=True)
     cache_file = os.path.join(cache_dir, f"images-{_cache_key(paths, size)}.npz")
@@ -178,8 +182,7 @@ def cached_images(items, size, cache_dir, label="images", log=print):
             if cached[0].shape[1:] != (size, size, 3) or len(cached[0]) != len(cached[1]):
                 raise ValueError(f"arrays of shape {cached[0].shape} and {cached[1].shape}")
         except Exception as exc:  # noqa: BLE001 - truncated, empty or foreign: decoded again
-            print(f"warning: {cache_file} is damaged ({type(exc).__name__}); decoding {label} again",
-                  file=sys.stderr)
+            _log.warning(f"{cache_file} is damaged ({type(exc).__name__}); decoding {label} again")
             cached = None
     if cached is not None:
         images, kept, skipped = cached
@@ -189,8 +192,8 @@ def cached_images(items, size, cache_dir, label="images", log=print):
         replace_atomically(cache_file, lambda tmp: np.savez(tmp, images=images, kept=kept,
                                                             skipped=np.array(skipped, dtype=str)), suffix=".tmp.npz")
     if skipped:
-        print(f"warning: skipped {len(skipped)} unreadable file(s) in {label}: "
-              + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
+        _log.warning(f"skipped {len(skipped)} unreadable file(s) in {label}: "
+                     + "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     labels = np.array([items[i][1] for i in kept], "int32")
     return images, labels, [items[i] for i in kept], skipped
 

@@ -20,13 +20,15 @@ import concurrent.futures
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
-import sys
 import tarfile
 
 from kd_keras.errors import UserError
+
+_log = logging.getLogger(__name__)
 
 FORMAT = "kd_keras.pack/1"
 MANIFEST = "pack.json"
@@ -101,7 +103,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", log=print):
+def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", log=None):
     """Packs the dataset folder ``data_dir`` into ``out``; returns the manifest.
 
     Args:
@@ -146,7 +148,7 @@ def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", lo
             for item, (payload, problem) in zip(items, pool.map(encoded, items)):
                 done += 1
                 if done % 1024 == 0 or done == total:
-                    log(f"packing: {done}/{total}")
+                    (log or _log.info)(f"packing: {done}/{total}")
                 if problem:
                     skipped.append(problem)
                     continue
@@ -234,11 +236,7 @@ def _checked_members(tar, shard):
     return members
 
 
-def _note(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def unpack(pack_dir, cache_dir, log=_note):
+def unpack(pack_dir, cache_dir, log=None):
     """The folder of a pack's images, unpacked once into ``cache_dir`` after checking every shard.
 
     Raises:
@@ -262,7 +260,7 @@ def unpack(pack_dir, cache_dir, log=_note):
     tmp = f"{target}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, manifest["name"]))
-    log(f"unpacking {len(manifest['shards'])} shard(s) of {pack_dir} into {target}")
+    (log or _log.info)(f"unpacking {len(manifest['shards'])} shard(s) of {pack_dir} into {target}")
     try:
         for shard in manifest["shards"]:
             try:

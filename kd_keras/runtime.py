@@ -9,15 +9,17 @@ imported here only on that backend; on another, a setting it cannot honour is on
 import logging
 import os
 
-import keras
-
 from kd_keras.errors import UserError
 
+# The choices, importable without Keras (the command line offers them before anything loads).
 STRATEGIES = ("default", "mirrored", "multiworker")
+PRECISIONS = ("off", "float16", "bfloat16")
 
 
 def backend():
     """Keras's backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
+    import keras
+
     return keras.backend.backend()
 
 
@@ -42,10 +44,12 @@ def configure(deterministic=False, strategy="default", mixed_precision="off", co
         compile_cache: on JAX, a folder that keeps compiled XLA programs, so that each new
             student of the same shape (and each resumed slice) skips the compilation.
     """
-    if mixed_precision not in ("off", "float16", "bfloat16"):
-        raise UserError(f"unknown mixed precision {mixed_precision!r}; use off, float16 or bfloat16")
+    if mixed_precision not in PRECISIONS:
+        raise UserError(f"unknown mixed precision {mixed_precision!r}; use {', '.join(PRECISIONS)}")
     if strategy not in STRATEGIES and strategy is not None:
         raise UserError(f"unknown strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+    import keras
+
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "off" else f"mixed_{mixed_precision}")
     if backend() == "jax":
         return _configure_jax(deterministic, strategy, compile_cache)
@@ -68,6 +72,7 @@ def configure(deterministic=False, strategy="default", mixed_precision="off", co
 
 def _configure_jax(deterministic, strategy, compile_cache):
     import jax
+    import keras
 
     if strategy == "multiworker":
         require_tensorflow("--strategy multiworker (tf.distribute)")

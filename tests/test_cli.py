@@ -60,6 +60,9 @@ BAD = {
     "stop-after nan": ["teacher", "--stop-after", "nan", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "budget-minutes nan": ["recursive", "--budget-minutes", "nan", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "budget-minutes 0": ["reproduce", "--budget-minutes", "0", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "set an unknown field": ["teacher", "--set", "colour=red", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
+    "set a value of the wrong type": ["losses", "--data-dir", "{ok}", "--set", "loss_epochs=many", "--runs-dir",
+                                      "{runs}"],
     "stop-after inf": ["teacher", "--stop-after", "inf", "--data-dir", "{ok}", "--runs-dir", "{runs}"],
     "max-mib nan": ["pack", "{ok}", "--image-size", "16", "--max-mib", "nan", "--out", "{tmp}/packed",
                     "--runs-dir", "{runs}"],
@@ -145,7 +148,7 @@ def test_input_errors_are_answered_before_tensorflow_loads(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys; sys.argv = ['kd-keras']; from kd_keras import cli\n"
+    script = ("import sys; from kd_keras import cli\n"
               "for args in (['data', '/no/such'], ['reproduce', '--preset', 'nope'], ['losses', '--data-dir', 'x',"
               " '--loss', 'nope'], ['teacher', '--data-dir', '/no/such'], ['bench', '--threads', '0']):\n"
               "    try:\n        cli.main(args)\n    except SystemExit as exit:\n        assert exit.code == 2\n"
@@ -179,3 +182,18 @@ def test_other_os_errors_are_not_hidden(capsys, monkeypatch):
     monkeypatch.setattr(commands.report_command, "callback", report)
     with pytest.raises(OSError):
         cli.main(["report"])
+
+
+def test_set_changes_any_preset_field_for_one_command(monkeypatch, capsys, tmp_path):
+    from kd_keras.replay import teacher
+
+    seen = []
+    monkeypatch.setattr(teacher, "train_teacher", lambda exp: seen.append(exp) or "no run")
+    code, out, err = run_cli(capsys, "teacher", "--preset", "smoke", "--set", "teacher_epochs=1", "--set",
+                             "train_per_class=none", "--set", "teacher_lr=3e-4", "--batch-size", "8", "--seed", "4",
+                             "--weights", "none", "--runs-dir", tmp_path)
+    assert code == 0, err
+    preset = seen[0].preset
+    assert (preset.name, preset.teacher_epochs, preset.train_per_class, preset.teacher_lr, preset.batch_size) == (
+        "smoke", 1, None, 3e-4, 8)
+    assert seen[0].seed == 4 and seen[0].runs_dir == str(tmp_path)

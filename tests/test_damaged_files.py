@@ -25,7 +25,7 @@ def test_a_garbled_history_is_one_damaged_file_error(tmp_path):
 
 
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really", None])
-def test_a_damaged_image_cache_is_decoded_again(tmp_path, damage, capsys):
+def test_a_damaged_image_cache_is_decoded_again(tmp_path, damage, caplog):
     paths = []
     for k in range(3):
         Image.fromarray(np.full((20, 20, 3), 40 * k, "uint8")).save(tmp_path / f"{k}.png")
@@ -39,31 +39,31 @@ def test_a_damaged_image_cache_is_decoded_again(tmp_path, damage, capsys):
         cache_file.write_bytes(damage)
     again = input_pipeline.cached_images(paths, 8, str(cache), log=lambda *_: None)
     np.testing.assert_array_equal(again[0], first[0])
-    assert "is damaged" in capsys.readouterr().err
+    assert "is damaged" in caplog.text and caplog.records[-1].levelname == "WARNING"
     third = input_pipeline.cached_images(paths, 8, str(cache), log=lambda *_: None)  # rewritten whole
     np.testing.assert_array_equal(third[0], first[0])
 
 
 @pytest.mark.parametrize("state", ['{"epoch": ', '{"epoch": "3"}', "[]"])
-def test_a_damaged_resume_state_starts_the_run_over_with_a_warning(tmp_path, state, capsys):
+def test_a_damaged_resume_state_starts_the_run_over_with_a_warning(tmp_path, state, caplog):
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text(state)
     (tmp_path / "history.csv").write_text("epoch,loss,accuracy\n1,0.5,0.5\n")  # an earlier attempt's
     assert lifecycle.completed_epochs(str(tmp_path)) == 0
-    assert not checkpoint.exists() and "damaged" in capsys.readouterr().err
+    assert not checkpoint.exists() and "damaged" in caplog.text
     assert not (tmp_path / "history.csv").exists()  # the run over: no epoch of the attempt it drops
 
 
 @pytest.mark.parametrize("history", ["", "epoch,loss,accuracy\n2,0.5,0.5\n"])
-def test_a_history_without_the_epochs_the_state_trained_starts_the_run_over(tmp_path, history, capsys):
+def test_a_history_without_the_epochs_the_state_trained_starts_the_run_over(tmp_path, history, caplog):
     # An emptied history.csv resumed silently, and the finished run reported 1 epoch for 2.
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     (tmp_path / "history.csv").write_text(history)
     assert lifecycle.completed_epochs(str(tmp_path)) == 0
-    assert "lacks epoch 1" in capsys.readouterr().err and not checkpoint.exists()
+    assert "lacks epoch 1" in caplog.text and not checkpoint.exists()
     checkpoint.mkdir()
     (checkpoint / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     (tmp_path / "history.csv").write_text("epoch,loss,accuracy\n1,0.6,0.5\n2,0.5,0.5\n")
@@ -98,7 +98,8 @@ def _fit(run_dir, init_seed, epochs, deadline=None):
     return [np.array(v) for v in model.weights]
 
 
-def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_path, capsys):
+@pytest.mark.filterwarnings("ignore:Skipping variable loading")  # Keras, on the other network's weights
+def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_path, caplog):
     # A full disk can cut the state short after it was opened: h5py still opens the file, but
     # loading it fails (here: the weights of another network), and every rerun died restoring it.
     import time
@@ -116,9 +117,9 @@ def test_a_resume_state_that_opens_but_cannot_be_loaded_starts_the_run_over(tmp_
         os.replace(checkpoint / "other.weights.h5", checkpoint / name)
         with h5py.File(checkpoint / name, "r"):
             pass  # it opens
-    capsys.readouterr()
+    caplog.clear()
     resumed = _fit(tmp_path / "run", 5, 3)  # another initialisation, which the restart must keep
-    assert "cannot be loaded" in capsys.readouterr().err
+    assert "cannot be loaded" in caplog.text
     assert [r["epoch"] for r in run_files.read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
     fresh = _fit(tmp_path / "fresh", 5, 3)  # the same run, never interrupted
     for a, b in zip(resumed, fresh):

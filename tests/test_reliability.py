@@ -16,7 +16,8 @@ from kd_keras.replay import lifecycle, run_files
 from kd_keras.errors import NonFiniteLossError
 
 STUDENT_SCRIPT = """
-import dataclasses, sys
+import dataclasses, logging, sys
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")  # the package's progress lines
 from kd_keras.replay import experiment, presets, students, teacher
 from kd_keras import runtime
 runtime.configure(deterministic={deterministic})

@@ -1,5 +1,9 @@
-"""The ``kd-keras`` command (click): flags and one-line errors over the replay, the report and deploy."""
+"""The ``kd-keras`` command (click): flags and one-line errors over the replay, the report and deploy.
 
-from kd_keras.cli.commands import cli, expand_seeds, main
+:mod:`~kd_keras.cli.main` is the entry point, :mod:`~kd_keras.cli.commands` the commands,
+:mod:`~kd_keras.cli.options` their shared options and the experiments those make.
+"""
 
-__all__ = ["cli", "main", "expand_seeds"]
+from kd_keras.cli.main import expand_seeds, main
+
+__all__ = ["main", "expand_seeds"]

@@ -13,6 +13,7 @@ Example:
     >>> p = runner(images_in_unit_range)          # (n, 1) probabilities
 """
 
+import logging
 import os
 import tempfile
 
@@ -21,6 +22,8 @@ import numpy as np
 from kd_keras import layers, metrics  # noqa: F401  (layers: a teacher's ColorAffine loads)
 from kd_keras.replay import layout, run_files
 from kd_keras.errors import UserError
+
+_log = logging.getLogger(__name__)
 
 FORMATS = ("tflite", "onnx", "saved_model")
 QUANTIZATIONS = {"tflite": ("none", "float16", "dynamic", "int8"), "onnx": ("none", "dynamic", "int8"),
@@ -98,22 +101,25 @@ def to_onnx(model, path, quantize="none", calibration=None):
     if quantize == "none":
         model.export(path, format="onnx", verbose=False)
         return path
-    import logging
-
     from onnxruntime import quantization as q
 
-    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice, twice per call
-    with tempfile.TemporaryDirectory() as folder:
-        plain = os.path.join(folder, "plain.onnx")
-        model.export(plain, format="onnx", verbose=False)
-        if quantize == "dynamic":
-            q.quantize_dynamic(plain, path, weight_type=q.QuantType.QInt8)
-        else:
-            import onnxruntime
+    root = logging.getLogger()  # onnxruntime's "consider pre-processing" advice, twice per call, goes to it
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            plain = os.path.join(folder, "plain.onnx")
+            model.export(plain, format="onnx", verbose=False)
+            if quantize == "dynamic":
+                q.quantize_dynamic(plain, path, weight_type=q.QuantType.QInt8)
+            else:
+                import onnxruntime
 
-            name = onnxruntime.InferenceSession(plain, providers=["CPUExecutionProvider"]).get_inputs()[0].name
-            q.quantize_static(plain, path, _Calibration(name, calibration), quant_format=q.QuantFormat.QDQ,
-                              per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8)
+                name = onnxruntime.InferenceSession(plain, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+                q.quantize_static(plain, path, _Calibration(name, calibration), quant_format=q.QuantFormat.QDQ,
+                                  per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8)
+    finally:
+        root.setLevel(level)  # the caller's logging as it was
     return path
 
 
@@ -182,7 +188,7 @@ def _test_images(run_dir, size, cache_dir):
 
 
 def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_images=200, seed=0,
-               cache_dir=None, image_size=None, log=print):
+               cache_dir=None, image_size=None, log=None):
     """Exports a run's best model, scores it on the run's test split, writes ``<file>.json``.
 
     Args:
@@ -218,6 +224,7 @@ def export_run(run_dir, fmt="tflite", quantize="none", out=None, calibration_ima
     calibration = train_x[rng.choice(len(train_x), min(calibration_images, len(train_x)), replace=False)]
     suffix = ("" if quantize == "none" else f"-{quantize}") + (f"-{size}px" if image_size else "")
     out = out or os.path.join(run_dir, f"model{suffix}{EXTENSIONS[fmt]}")
+    log = log or _log.info
     log(f"exporting {run_dir} as {fmt} ({quantize}) to {out}")
     export_model(model, out, fmt, quantize, calibration)
     test_x, test_y = images["test"]

@@ -15,12 +15,15 @@ Example:
 
 import gzip
 import json
+import logging
 import os
 import shutil
 
 from kd_keras.errors import UserError
 from kd_keras.replay import layout
 from kd_keras.replay.run_files import read_json, read_split, replace_atomically, write_json
+
+_log = logging.getLogger(__name__)
 
 # A run's file -> its name in the archive.
 FILES = {"config.json": "config.json", "split.json": "split.json.gz", "history.csv": "history.csv",
@@ -67,7 +70,7 @@ def _data_roots(run_dir):
     return roots
 
 
-def archive_runs(runs_dir, to, log=print):
+def archive_runs(runs_dir, to, log=None):
     """Copies the small files of every finished run under ``runs_dir`` into ``to``.
 
     Args:
@@ -110,7 +113,7 @@ def archive_runs(runs_dir, to, log=print):
                 write_json(target, _portable(read_json(path), replacements))
             elif os.path.abspath(path) != os.path.abspath(target):
                 shutil.copyfile(path, target)
-    log(f"archived {len(runs)} finished runs from {runs_dir} into {to}")
+    (log or _log.info)(f"archived {len(runs)} finished runs from {runs_dir} into {to}")
     return runs
 
 

@@ -29,6 +29,7 @@ Example:
 """
 
 import dataclasses
+import logging
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ import numpy as np
 from kd_keras import data, input_pipeline, sources, user_models
 from kd_keras.replay import experiment, layout, run_files, students, training
 from kd_keras.errors import UserError
+
+_log = logging.getLogger(__name__)
 
 MAX_EPOCHS = 100  # the paper's
 MARGIN = 0.10  # of the time left, kept for what the warm-up cannot see
@@ -56,7 +59,7 @@ class Rates:
     save_s: float  # per epoch: the resume state and the best model
 
 
-def measure(exp, teacher_dir, size, log=print):
+def measure(exp, teacher_dir, size, log=None):
     """What a student run of ``exp`` costs here, at ``size`` px: :class:`Rates`.
 
     The rates come from a warm-up student on random images (it also fills the backend's compile
@@ -64,6 +67,7 @@ def measure(exp, teacher_dir, size, log=print):
     seed's own images, through the same code as every student run, in a scratch folder that is
     removed afterwards, less that epoch and its evaluation.
     """
+    log = log or _log.info
     p = exp.preset
     batch = p.batch_size
     split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
@@ -125,7 +129,7 @@ def epochs_that_fit(seconds, runs_to_do, counts, rates, draws):
     return min(MAX_EPOCHS, math.floor((seconds - runs_to_do * once) / (runs_to_do * per_epoch)))
 
 
-def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
+def size_students(exp, teacher_dir, run_names, minutes, started, log=None):
     """``exp`` with the students' epochs sized to ``minutes`` (from ``started``, a ``time.time()``).
 
     Args:
@@ -142,6 +146,7 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=print):
     Raises:
         UserError: not even one epoch per run fits, or the seed was sized for another budget.
     """
+    log = log or _log.info
     if not 0 < minutes < float("inf"):
         raise UserError(f"--budget-minutes must be a number of minutes > 0, got {minutes}")
     path = os.path.join(os.path.dirname(teacher_dir), layout.BUDGET)

@@ -7,6 +7,7 @@ Each run of the seed has its own seed (:func:`run_seed`) and its own folder
 
 import dataclasses
 import hashlib
+import logging
 import os
 
 import keras
@@ -15,6 +16,8 @@ from kd_keras import data, input_pipeline, models, sources, user_models
 from kd_keras.errors import UserError
 from kd_keras.replay import layout, lifecycle
 from kd_keras.schedules import legacy_decay
+
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -77,7 +80,7 @@ class Experiment:
 
     def log(self, message):
         if self.verbose:
-            print(message, flush=True)
+            _log.info(message)
 
 
 class _NullScope:

@@ -4,6 +4,7 @@ The files it leaves are :mod:`kd_keras.replay.run_files`'s; ``checkpoint/`` (wha
 needs) and ``model.keras`` (the best-validation model) are written here, while the run trains.
 """
 
+import logging
 import math
 import os
 import shutil
@@ -16,6 +17,8 @@ import numpy as np
 from kd_keras.errors import NonFiniteLossError, UserError
 from kd_keras.replay.run_files import (HISTORY_FIELDS, DamagedFileError, is_complete, read_history, read_json,
                                        replace_atomically, save_predictions, write_json, write_text)
+
+_log = logging.getLogger(__name__)
 
 
 class DeadlineReached(UserError):
@@ -326,7 +329,7 @@ def fit_resumable(model, train, valid, epochs, run_dir, save_best, verbose=1, de
     checkpoint = os.path.join(run_dir, "checkpoint")
     done = completed_epochs(run_dir)
     if done:
-        print(f"resuming {run_dir} after epoch {done} of {epochs}", flush=True)
+        _log.info(f"resuming {run_dir} after epoch {done} of {epochs}")
     if callable(train):
         train = train(done)
     # double_checkpoint keeps the previous state, used when a kill cut the latest one short;
@@ -387,7 +390,7 @@ def start_over(run_dir, why):
     for name in ("history.csv", "model.keras"):
         if os.path.exists(os.path.join(run_dir, name)):
             os.remove(os.path.join(run_dir, name))
-    print(f"warning: {why}; this run starts over from its first epoch", file=sys.stderr, flush=True)
+    _log.warning(f"{why}; this run starts over from its first epoch")
 
 
 def resumed_seed(seed, epochs_done):

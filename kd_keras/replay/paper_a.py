@@ -10,6 +10,7 @@ Settings the thesis does not give are preset fields (``loss_*`` in
 whether the backbone is frozen; AM-softmax uses s = 30, m = 0.35 (Wang et al.).
 """
 
+import logging
 import os
 import time
 
@@ -21,6 +22,8 @@ from kd_keras import data, input_pipeline, losses, models, sources
 from kd_keras.replay import layout, lifecycle, run_files
 from kd_keras.errors import UserError
 from kd_keras.layers import lsoftmax_logits
+
+_log = logging.getLogger(__name__)
 
 
 def class_scores(head, outputs):
@@ -36,7 +39,7 @@ def _accuracy_metric(head):
     return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
-def load_dataset(data_dir, preset, cache_dir, seed=0, log=print):
+def load_dataset(data_dir, preset, cache_dir, seed=0, log=None):
     """The train and valid images of one class-folder dataset, decoded once."""
     folder = sources.resolve_source(data_dir, cache_dir)
     dataset = data.split(data.scan(folder), seed=seed, need=("train", "valid"))
@@ -70,7 +73,7 @@ def study_losses(data_dirs, loss_names, seeds, preset, runs_dir="runs", backbone
     for name in loss_names:
         losses.get(name)  # fail on a bad name before any training
     backbone = models.canonical_name(backbone or preset.loss_backbone)
-    log = print if verbose else (lambda *_: None)
+    log = _log.info if verbose else (lambda *_: None)
     cache_dir = layout.cache_folder(runs_dir)
     size = preset.loss_image_size
     run_dirs = []
@@ -134,7 +137,7 @@ def _train_one(run_dir, dataset, inputs, onehot, loss_name, seed, preset, backbo
                                            seed=lifecycle.resumed_seed(seed, epochs_done), scale=scale)
 
     valid = input_pipeline.ArrayBatches(inputs["valid"], onehot["valid"], batch, scale=scale)
-    print(f"training {loss_name} on {dataset.name}, seed {seed}", flush=True)
+    _log.info(f"training {loss_name} on {dataset.name}, seed {seed}")
     history = lifecycle.fit_resumable(model, train, valid, preset.loss_epochs, run_dir,
                                  save_best=lambda path: model.save(path), verbose=verbose)
     outputs = model.predict(input_pipeline.ArrayBatches(inputs["valid"], None, batch, scale=scale), verbose=0)

@@ -5,12 +5,15 @@ minutes come from a short measured warm-up on this machine: teacher features, a 
 steps of the student, and its inference.
 """
 
+import logging
 import math
 import time
 
 import numpy as np
 
 from kd_keras import data, sources
+
+_log = logging.getLogger(__name__)
 
 
 
@@ -87,8 +90,9 @@ def format_plan(shape, rates=None, minutes=None):
     return lines
 
 
-def plan(exp, generations, log=print):
+def plan(exp, generations, log=None):
     """Describes, measures and estimates the replay of ``exp``; returns the estimate's minutes."""
+    log = log or _log.info
     shape = describe(exp, generations)
     log("plan: measuring a short warm-up on this machine ...")
     rates = measure(exp, shape)

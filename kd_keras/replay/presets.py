@@ -6,13 +6,18 @@
 - ``demo``: ``make demo``, the whole pipeline learning on synthetic data in about 3 minutes.
 - ``smoke``: the same pipeline in seconds to minutes, for tests.
 
+Any field can be changed for one command with ``--set FIELD=VALUE`` (:func:`override`).
+
 Example:
-    >>> from kd_keras import presets
+    >>> from kd_keras.replay import presets
     >>> presets.get("cpu").student_epochs
     9
+    >>> presets.override(presets.get("cpu"), ["student_epochs=3", "student_lr=1e-3"]).student_lr
+    0.001
 """
 
 import dataclasses
+import typing
 
 from kd_keras.errors import UserError
 
@@ -109,3 +114,60 @@ def get(name):
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def _field_type(field):
+    """``(type, optional)`` of a preset field: ``int | None`` is ``(int, True)``."""
+    kind = field.type
+    if isinstance(kind, type):
+        return kind, False
+    args = typing.get_args(kind)
+    return next(a for a in args if a is not type(None)), type(None) in args
+
+
+def _parse(field, text):
+    """``text`` as a value of ``field``'s type (``none`` for an optional one)."""
+    kind, optional = _field_type(field)
+    if optional and text.lower() == "none":
+        return None
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("true or false")
+        return text.lower() in ("true", "1", "yes")
+    value = kind(text)
+    if kind in (int, float) and not (value == value and abs(value) != float("inf")):
+        raise ValueError("a finite number")
+    return value
+
+
+def _type_name(field):
+    kind, optional = _field_type(field)
+    return kind.__name__ + (" or none" if optional else "")
+
+
+def override(preset, assignments):
+    """``preset`` with ``FIELD=VALUE`` assignments applied (``--set``), each checked against the field's type.
+
+    Args:
+        preset: a :class:`Preset`.
+        assignments: strings such as ``"student_epochs=3"``, ``"train_per_class=none"``.
+
+    Raises:
+        UserError: an unknown field, a malformed assignment, a value of the wrong type, or the name.
+    """
+    fields = {f.name: f for f in dataclasses.fields(Preset)}
+    changes = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise UserError(f"--set {assignment!r}: give FIELD=VALUE, e.g. --set student_epochs=3")
+        if name not in fields or name == "name":
+            raise UserError(f"--set {assignment!r}: no preset field {name!r}; the fields are "
+                            f"{', '.join(f for f in fields if f != 'name')}")
+        try:
+            changes[name] = _parse(fields[name], text.strip())
+        except ValueError as exc:
+            raise UserError(f"--set {assignment!r}: {name} takes {_type_name(fields[name])}"
+                            f"{f' ({exc})' if str(exc) in ('true or false', 'a finite number') else ''}") from None
+    return dataclasses.replace(preset, **changes)

@@ -6,12 +6,15 @@ each network is timed at batch size 1 after a warm-up, model-only and with
 load-and-preprocess, in the same process, so the ratio compares like with like.
 """
 
+import logging
 import time
 
 import keras
 import numpy as np
 
 from kd_keras import input_pipeline, models, runtime
+
+_log = logging.getLogger(__name__)
 
 WARMUP = 3
 
@@ -81,7 +84,7 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=None, exported=None):
+def benchmark(paths, size=224, teacher_backbone="resnet50", log=None, student=None, exported=None):
     """Times the paper's pair, ResNet-50 teacher and ResNet-18 student, on the same images.
 
     Latency does not depend on the weights, so both networks are timed with random ones.
@@ -102,6 +105,7 @@ def benchmark(paths, size=224, teacher_backbone="resnet50", log=print, student=N
         CPU model and thread count) and ``per_image_ms[mode][network]``: every image's
         milliseconds, in the order of ``paths``, for intervals over images.
     """
+    log = log or _log.info
     images, _, _ = input_pipeline.decode_images(list(paths), size, "timing images", log)
     shape = (size, size, 3)
     networks = {"teacher": models.teacher(None, True, shape), "student": student or models.resnet18(shape)}

@@ -4,6 +4,7 @@ Nothing is trained. Missing runs leave their cells marked "not run"; the same ru
 folders give byte-identical tables.
 """
 
+import logging
 import os
 
 import numpy as np
@@ -15,6 +16,8 @@ from kd_keras.report.frame import load_runs  # noqa: F401  (the report's public 
 from kd_keras.replay import layout
 from kd_keras.replay.run_files import read_json
 from kd_keras.report.tables import NOT_RUN, Table, difference, mean_std
+
+_log = logging.getLogger(__name__)
 
 NETWORKS = layout.NETWORKS
 KD_SETS = {
@@ -291,7 +294,7 @@ def summary_table(kd, loss_runs, frame, claims):
     return table
 
 
-def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=print):
+def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=False, log=None):
     """Writes every table (Markdown, CSV, LaTeX) and figure (none with ``figures_dir=None``); returns the paths."""
     written = []
     frame = load_runs(runs_dir)
@@ -319,5 +322,5 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
     if kd or loss_runs:
         written += summary_table(kd, loss_runs, frame, claims).write(out, latex)
     if not written:
-        log(f"no finished runs under {runs_dir}; nothing to report")
+        (log or _log.info)(f"no finished runs under {runs_dir}; nothing to report")
     return written
