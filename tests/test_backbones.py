@@ -9,6 +9,8 @@ import pytest
 from kd_keras import backbones, checkpoints
 from kd_keras.errors import UserError
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 @pytest.fixture(scope="module")
 def lite0():

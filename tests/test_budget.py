@@ -11,6 +11,8 @@ from kd_keras.replay import budget, experiment, layout, presets, run_files, teac
 from kd_keras import data
 from kd_keras.errors import UserError
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 COUNTS = {"train": 7600, "valid": 1628, "test": 1630}
 RATES = budget.Rates(fixed_s=40.0, train_s=1 / 5000, infer_s=1 / 15000, save_s=0.5)
 

@@ -10,6 +10,8 @@ from kd_keras.report import claims
 from kd_keras.report.claims import histograms, losses, speed
 from kd_keras.report.statistics import FAILS, HOLDS, UNSURE
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 N = 400  # test images per seed
 SETS = ("train", "valid", "test")
 

@@ -9,6 +9,8 @@ from PIL import Image
 from conftest import run_cli
 from kd_keras import cli
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def _folder(root, classes, per_class=2):
     for c in classes:

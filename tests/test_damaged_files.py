@@ -10,6 +10,8 @@ from PIL import Image
 from kd_keras import input_pipeline
 from kd_keras.replay import lifecycle, run_files
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def test_a_truncated_json_file_is_one_damaged_file_error(tmp_path):
     (tmp_path / "config.json").write_text('{"name": "teacher", "pres')

@@ -8,6 +8,8 @@ from kd_keras import data, input_pipeline
 from kd_keras.errors import UserError
 from kd_keras.synthetic import write_synthetic
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def _image(path, mode="RGB", size=(20, 16), value=120):
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -7,6 +7,8 @@ from PIL import Image
 
 from kd_keras import input_pipeline
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def _ramp16(path):
     ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520

@@ -12,6 +12,8 @@ import pytest
 from kd_keras import pack
 from kd_keras.errors import UserError
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def _files(root):
     return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)

@@ -5,6 +5,8 @@ import pytest
 from kd_keras import layers, models
 from kd_keras.errors import UserError
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def _trainable(model):
     return sum(int(np.prod(v.shape)) for v in model.trainable_weights)

@@ -17,6 +17,8 @@ import kd_keras
 from kd_keras.replay import archive, experiment, paper_b, presets, students, teacher, training
 from kd_keras import report
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 @pytest.fixture(scope="module")
 def kd_runs(tmp_path_factory):

@@ -11,6 +11,8 @@ import pytest
 from kd_keras.replay import experiment, lifecycle, plan, presets, run_files, students, teacher
 from kd_keras import runtime
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def test_plan_counts_images_runs_steps_and_cache_without_training(tmp_path):
     exp = experiment.Experiment(presets.get("smoke"), "synthetic", str(tmp_path), verbose=0)

@@ -1,10 +1,13 @@
 """The README's loss examples run as written: every model they compile trains one step."""
 
+import pytest
 import os
 import re
 
 import keras
 import numpy as np
+
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 

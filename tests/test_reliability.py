@@ -15,6 +15,8 @@ import pytest
 from kd_keras.replay import lifecycle, run_files
 from kd_keras.errors import NonFiniteLossError
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 STUDENT_SCRIPT = """
 import dataclasses, logging, sys
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")  # the package's progress lines

@@ -10,6 +10,8 @@ import pytest
 
 from kd_keras import report
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
 RESULTS = os.path.join(ROOT, "results")
 ARCHIVE = os.path.join(RESULTS, "runs")

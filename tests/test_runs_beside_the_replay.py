@@ -15,6 +15,8 @@ from PIL import Image
 from kd_keras.replay import experiment, paper_a, presets, run_files, teacher
 from kd_keras import models, report
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 def test_a_truncated_metrics_file_is_not_a_finished_run(tmp_path):
     (tmp_path / "metrics.json").write_text('{"eval": {"test": {"accur')

@@ -4,6 +4,8 @@ import pytest
 
 from kd_keras.schedules import legacy_decay
 
+pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
+
 
 @pytest.mark.parametrize("step", [0, 1, 100, 10_000])
 def test_adam_applies_lr0_over_one_plus_decay_times_step(step):
