@@ -25,6 +25,7 @@ in training, plain in validation, on the GPU where there is one.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from kd_keras.losses import SoftTargetBCE, SoftTargetCrossentropy
@@ -157,3 +158,41 @@ def agreement(targets, y_pred):
     else:
         same = ops.equal(ops.argmax(targets, axis=-1), ops.argmax(y_pred, axis=-1))
     return ops.cast(same, "float32")
+
+
+def offline_targets(mode, labels, teacher_p=None, num_classes=2):
+    """The targets a student learns in ``mode``, made on the host once (formulas 13 and 14).
+
+    - ``classic``: the true labels;
+    - ``hard``: ``1 if p > 0.5 else 0`` (formula 13); for K classes, the one-hot row of ``argmax p``;
+    - ``soft``: the teacher's probabilities ``p`` (formula 14).
+
+    A ``Distiller(mode="soft")`` trained on these computes the same loss and metrics as one in
+    ``mode`` that makes them inside its step, so one compiled step serves all three modes.
+
+    Args:
+        labels: the true labels: 0/1 (two classes) or class indices.
+        teacher_p: the teacher's predictions: one probability per image, or rows of K.
+        num_classes: K.
+
+    Returns:
+        float32 targets: one per image for two classes, rows of K otherwise.
+
+    Example:
+        >>> offline_targets("hard", np.array([0, 1, 1]), np.array([0.2, 0.7, 0.4]))
+        array([0., 1., 0.], dtype=float32)
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode != "classic" and teacher_p is None:
+        raise ValueError(f"mode {mode!r} needs the teacher's predictions")
+    if mode == "classic":
+        labels = np.asarray(labels)
+        if num_classes == 2:
+            return labels.reshape(-1).astype("float32")
+        return np.eye(num_classes, dtype="float32")[labels.reshape(-1).astype(int)]
+    p = np.asarray(teacher_p, "float32")
+    if num_classes == 2:
+        p = p.reshape(-1)
+        return (p > 0.5).astype("float32") if mode == "hard" else p
+    return np.eye(num_classes, dtype="float32")[p.argmax(axis=-1)] if mode == "hard" else p

@@ -85,10 +85,10 @@ def test_every_run_draws_its_own_weights_order_and_augmentation(kd_runs, monkeyp
     first_epochs = [open(os.path.join(d, "history.csv")).read().splitlines()[1]
                     for d in (exp.run_dir("hard-chain-1"), twin)]
     assert first_epochs[0] != first_epochs[1]
-    # Its targets are its parent's predictions on the training images, in the split's order.
+    # Its targets are formula 13 on its parent's predictions on the training images, in the split's order.
     parent = np.load(os.path.join(exp.run_dir("student-hard"), "predictions.npz"))
     assert len(seen) == 1
-    np.testing.assert_array_equal(seen[0], parent["train"].astype("float32"))
+    np.testing.assert_array_equal(seen[0], (parent["train"] > 0.5).astype("float32"))
 
 
 def test_augmented_test_keeps_every_draw_and_reports_best_and_mean(kd_runs):

@@ -85,7 +85,8 @@ def student(mode, teacher_dir, **options):
 
 
 @cli.command()
-@click.option("--generations", default=6, show_default=True, type=int)
+@click.option("--generations", default=None, type=int, help="new students per chain (default: the preset's, 6 as "
+              "the paper's; the demo's 3)")
 @click.option("--chain", type=click.Choice((*layout.CHAINS, "both")), default="both", show_default=True)
 @opts.budgeted
 @opts.common
@@ -93,14 +94,18 @@ def student(mode, teacher_dir, **options):
 def recursive(generations, chain, budget_minutes, **options):
     """Recursive distillation: each generation learns from the previous one."""
     started = time.time()
-    if generations < 1:
+    if generations is not None and generations < 1:
         raise UserError(f"--generations must be >= 1, got {generations}")
     opts.check_budget(budget_minutes)
     experiments = opts.experiments(**options)
+    generations = generations or experiments[0].preset.generations
     from kd_keras.replay import paper_b
+    from kd_keras.replay.programs import Programs
 
+    programs = Programs()  # compiled once, for every student and generation of every seed
     for exp in experiments:
-        paper_b.chains(exp, generations, layout.CHAINS if chain == "both" else (chain,), budget_minutes, started)
+        paper_b.chains(exp, generations, layout.CHAINS if chain == "both" else (chain,), budget_minutes, started,
+                       programs)
         started = time.time()  # the budget is per seed
 
 
@@ -137,7 +142,8 @@ def bench(as_json, images, threads, student_dir, exported, **options):
 
 
 @cli.command()
-@click.option("--generations", default=6, show_default=True, type=int)
+@click.option("--generations", default=None, type=int, help="new students per chain (default: the preset's, 6 as "
+              "the paper's; the demo's 3)")
 @click.option("--report/--no-report", default=True,
               help="write tables and figures into RUNS_DIR/results and RUNS_DIR/figures at the end")
 @click.option("--plan", "plan_only", is_flag=True,
@@ -148,10 +154,11 @@ def bench(as_json, images, threads, student_dir, exported, **options):
 def reproduce(generations, report, plan_only, budget_minutes, **options):
     """Paper B end to end: teacher, three students, both chains, timing, report."""
     started = time.time()
-    if generations < 1:
+    if generations is not None and generations < 1:
         raise UserError(f"--generations must be >= 1, got {generations}")
     opts.check_budget(budget_minutes)
     experiments = opts.experiments(**options)
+    generations = generations or experiments[0].preset.generations
     from kd_keras.replay import paper_b, plan
     from kd_keras import report as report_module
 
@@ -161,8 +168,11 @@ def reproduce(generations, report, plan_only, budget_minutes, **options):
             click.echo(f"  {len(experiments)} seeds: about {len(experiments) * minutes['total']:.0f} min in all")
     if plan_only:
         return
+    from kd_keras.replay.programs import Programs
+
+    programs = Programs()  # compiled once, for every student and generation of every seed
     for exp in experiments:
-        paper_b.reproduce(exp, generations, budget_minutes, started)
+        paper_b.reproduce(exp, generations, budget_minutes, started, programs)
         started = time.time()  # the budget is per seed
     if report:
         runs_dir = options["runs_dir"]

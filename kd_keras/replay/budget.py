@@ -37,9 +37,11 @@ import time
 
 import numpy as np
 
-from kd_keras import data, input_pipeline, sources, user_models
-from kd_keras.replay import experiment, layout, run_files, students, training
+from kd_keras import data, input_pipeline, sources
+from kd_keras.distill import offline_targets
 from kd_keras.errors import UserError
+from kd_keras.replay import experiment, layout, run_files, students
+from kd_keras.replay.programs import Programs
 
 _log = logging.getLogger(__name__)
 
@@ -59,15 +61,20 @@ class Rates:
     save_s: float  # per epoch: the resume state and the best model
 
 
-def measure(exp, teacher_dir, size, log=None):
+def measure(exp, teacher_dir, size, log=None, programs=None):
     """What a student run of ``exp`` costs here, at ``size`` px: :class:`Rates`.
 
-    The rates come from a warm-up student on random images (it also fills the backend's compile
-    cache, as the seed's first run would); the fixed cost from a real run of one epoch on the
-    seed's own images, through the same code as every student run, in a scratch folder that is
-    removed afterwards, less that epoch and its evaluation.
+    The rates come from the seed's compiled student program trained on random images (which
+    compiles it, as the seed's first run would); the fixed cost from a real run of one epoch on
+    the seed's own images, through the same program and code as every student run, in a scratch
+    folder that is removed afterwards, less that epoch and its evaluation.
+
+    Args:
+        programs: the replay's :class:`~kd_keras.replay.programs.Programs`, so that the runs reuse
+            what the warm-up compiled; None makes its own.
     """
     log = log or _log.info
+    programs = programs if programs is not None else Programs()
     p = exp.preset
     batch = p.batch_size
     split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
@@ -77,35 +84,32 @@ def measure(exp, teacher_dir, size, log=None):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * WARMUP_STEPS, size, size, 3), dtype="uint8")
     labels = rng.integers(0, num_classes, len(images)).astype("float32" if num_classes == 2 else "int32")
-    targets = labels if num_classes == 2 else np.eye(num_classes, dtype="float32")[labels]
     log(f"budget: measuring a {WARMUP_STEPS}-step warm-up and a one-epoch run of the student at {size} px, "
         f"batch {batch} ...")
-    y = {"label": labels, "teacher": targets}
-    with exp.scope():
-        model = user_models.student_model(exp.student, (size, size, 3), num_classes, p.student_bn_momentum)
-    distiller, _ = training.compiled_distiller(exp, model, "soft", 0, p.student_lr, p.student_decay, p.student_shift)
+    y = {"label": labels, "teacher": offline_targets("classic", labels, num_classes=num_classes)}
+    program = programs.student(exp, (size, size, 3), num_classes).start(exp, 0, 0)
     few = input_pipeline.ArrayBatches(images[: 2 * batch], {k: v[: 2 * batch] for k, v in y.items()}, batch)
-    distiller.fit(few, validation_data=input_pipeline.ArrayBatches(images[:batch], labels[:batch], batch),
-                  epochs=1, verbose=0, shuffle=False)  # builds and compiles
-    input_pipeline.predict_images(model, images[:batch], batch)
+    program.distiller.fit(few, validation_data=input_pipeline.ArrayBatches(images[:batch], labels[:batch], batch),
+                          epochs=1, verbose=0, shuffle=False)  # compiles the training and validation steps
+    input_pipeline.predict_images(program.model, images[:batch], batch)  # and the prediction
     started = time.perf_counter()
-    distiller.fit(input_pipeline.ArrayBatches(images, y, batch), epochs=1, verbose=0, shuffle=False)
+    program.distiller.fit(input_pipeline.ArrayBatches(images, y, batch), epochs=1, verbose=0, shuffle=False)
     train_s = (time.perf_counter() - started) / len(images)
     started = time.perf_counter()
-    input_pipeline.predict_images(model, images, batch)
+    input_pipeline.predict_images(program.model, images, batch)
     infer_s = (time.perf_counter() - started) / len(images)
     scratch = os.path.join(os.path.dirname(teacher_dir), SCRATCH)
     os.makedirs(scratch, exist_ok=True)
     started = time.perf_counter()
-    distiller.save_weights(os.path.join(scratch, "state.weights.h5"))
-    model.save(os.path.join(scratch, "model.keras"))
+    program.distiller.save_weights(os.path.join(scratch, "state.weights.h5"))
+    program.model.save(os.path.join(scratch, "model.keras"))
     save_s = time.perf_counter() - started
     shutil.rmtree(scratch)
     one_epoch = dataclasses.replace(exp, preset=dataclasses.replace(p, student_epochs=1), verbose=0, deadline=None,
                                     budget=None)
     started = time.perf_counter()
     try:
-        students.train_student(one_epoch, "classic", teacher_dir, name=SCRATCH)
+        students.train_student(one_epoch, "classic", teacher_dir, name=SCRATCH, programs=programs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     whole = time.perf_counter() - started
@@ -129,7 +133,7 @@ def epochs_that_fit(seconds, runs_to_do, counts, rates, draws):
     return min(MAX_EPOCHS, math.floor((seconds - runs_to_do * once) / (runs_to_do * per_epoch)))
 
 
-def size_students(exp, teacher_dir, run_names, minutes, started, log=None):
+def size_students(exp, teacher_dir, run_names, minutes, started, log=None, programs=None):
     """``exp`` with the students' epochs sized to ``minutes`` (from ``started``, a ``time.time()``).
 
     Args:
@@ -138,6 +142,7 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=None):
         run_names: the student runs of the seed (``student-classic``, ..., ``soft-chain-6``).
         minutes: the budget of the whole command for this seed.
         started: when the command started; the teacher's time is spent already.
+        programs: the replay's compiled student programs (:func:`measure`).
 
     Returns:
         A copy of ``exp`` whose preset trains the chosen epochs, with ``budget`` (recorded in each
@@ -160,7 +165,7 @@ def size_students(exp, teacher_dir, run_names, minutes, started, log=None):
         todo = [name for name in run_names if not run_files.is_complete(exp.run_dir(name))]
         split = run_files.read_split(teacher_dir)
         counts = {s: len(split["splits"][s]) for s in experiment.SPLITS}
-        rates = measure(exp, teacher_dir, exp.student_size or exp.preset.image_size, log)
+        rates = measure(exp, teacher_dir, exp.student_size or exp.preset.image_size, log, programs)
         left = minutes * 60 - (time.time() - started)
         epochs = epochs_that_fit(left * (1 - MARGIN), max(len(todo), 1), counts, rates, exp.preset.augmented_evaluations)
         one_epoch = len(todo) * run_minutes(1, counts, rates, exp.preset.augmented_evaluations)

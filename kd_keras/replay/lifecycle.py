@@ -8,7 +8,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import zlib
 
 import keras
@@ -255,7 +254,8 @@ class ResumeState(keras.callbacks.BackupAndRestore):
     - **Save:** HDF5 crashes the process (a segmentation fault) when the disk fills while it
       writes. So before each save the free space is checked against the state's size, and a
       disk without room is an ``ENOSPC`` ``OSError`` (one line from the CLI) with the
-      previous epoch's state still whole.
+      previous epoch's state still whole. After the run's last epoch nothing is saved: the run
+      is evaluated and finished at once (a crash then retrains that epoch).
 
     Args:
         backup_dir: the run's ``checkpoint`` folder.
@@ -285,6 +285,8 @@ class ResumeState(keras.callbacks.BackupAndRestore):
             self.monitor.forget()
 
     def _save_model(self):
+        if self._current_epoch >= self.params.get("epochs", math.inf):
+            return  # the run's last epoch: it finishes now, and its state would be removed unread
         variables = list(self.model.variables)
         if self.model.optimizer is not None:
             variables += list(self.model.optimizer.variables)

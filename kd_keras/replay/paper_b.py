@@ -6,24 +6,29 @@ import time
 from kd_keras import data, models, sources
 from kd_keras.replay import layout, provenance, run_files, students, teacher, timing
 from kd_keras.errors import UserError
+from kd_keras.replay.programs import Programs
 
 
-def chains(exp, generations, kinds=layout.CHAINS, budget_minutes=None, started=None):
+def chains(exp, generations, kinds=layout.CHAINS, budget_minutes=None, started=None, programs=None):
     """The teacher, the three students and the recursive chains from the hard and the soft student.
 
     Args:
         budget_minutes: size the students' epochs so that all of this fits these minutes from
-            ``started`` (:func:`kd_keras.budget.size_students`); None trains the preset's epochs.
+            ``started`` (:func:`kd_keras.replay.budget.size_students`); None trains the preset's epochs.
         started: a ``time.time()`` value, when the command started (default: now).
+        programs: the compiled student programs (:class:`~kd_keras.replay.programs.Programs`), shared
+            by every student and generation, and by the seeds that come after; None makes the seed's own.
     """
+    programs = programs if programs is not None else Programs()
     teacher_dir = teacher.teacher_run(exp)
     if budget_minutes is not None:
         from kd_keras.replay import budget
 
         exp = budget.size_students(exp, teacher_dir, layout.student_runs(generations, kinds), budget_minutes,
-                                   time.time() if started is None else started)
-    student_dirs = {mode: students.train_student(exp, mode, teacher_dir) for mode in layout.MODES}
-    return {kind: students.train_chain(exp, kind, student_dirs[kind], generations) for kind in kinds}
+                                   time.time() if started is None else started, programs=programs)
+    student_dirs = {mode: students.train_student(exp, mode, teacher_dir, programs=programs) for mode in layout.MODES}
+    return {kind: students.train_chain(exp, kind, student_dirs[kind], generations, programs=programs)
+            for kind in kinds}
 
 
 def timing_run(exp, images=None, student_dir=None, exported=None, run_exported=None):
@@ -69,9 +74,10 @@ def timing_run(exp, images=None, student_dir=None, exported=None, run_exported=N
     return result
 
 
-def reproduce(exp, generations=None, budget_minutes=None, started=None):
-    """Teacher, three students, both chains and the timing, in that order (the budget: :func:`chains`)."""
-    chains(exp, generations or exp.preset.generations, budget_minutes=budget_minutes, started=started)
+def reproduce(exp, generations=None, budget_minutes=None, started=None, programs=None):
+    """Teacher, three students, both chains and the timing, in that order (the budget and programs: :func:`chains`)."""
+    chains(exp, generations or exp.preset.generations, budget_minutes=budget_minutes, started=started,
+           programs=programs)
     return timing_run(exp)
 
 

@@ -17,6 +17,7 @@ from kd_keras.errors import UserError
 from kd_keras.replay import layout, lifecycle
 from kd_keras.replay.evaluation import augmented_draws, one_per_image, predict_splits, score_and_finish
 from kd_keras.replay.experiment import SPLITS, adam, class_count, class_labels, load_images, prepare_split, start_run
+from kd_keras.replay.programs import Program
 from kd_keras.replay.training import train_on_images
 
 def features(backbone, images, label, exp):
@@ -58,10 +59,14 @@ def _train_teacher(exp):
     dataset = prepare_split(exp, run_dir)
     images = load_images(exp, dataset, size)
     labels = class_labels(images, num_classes)
-    with exp.scope():
-        if p.teacher_fine_tune:
-            return train_on_images(exp, run_dir, seed, model, images, labels, p.teacher_lr, p.teacher_decay,
-                                    p.teacher_epochs, shift=0.0, started=started, extra={"kind": "teacher"})
+    if p.teacher_fine_tune:  # the whole network on flipped images, through the Distiller on the true labels
+        def build():
+            return models.teacher(exp.weights, False, (size, size, 3), backbone_name=exp.backbone,
+                                  num_classes=num_classes)
+
+        program = Program(exp, build, num_classes, p.teacher_lr, p.teacher_decay, shift=0.0, model=model)
+        return train_on_images(exp, run_dir, seed, program, images, labels, p.teacher_epochs, started,
+                               {"kind": "teacher"})
     backbone = models.teacher_backbone(model)
     feats = {s: features(backbone, images[s][0], s, exp) for s in SPLITS}
     mirror = {s: features(backbone, images[s][0][:, :, ::-1], f"{s} (mirrored)", exp) for s in ("train", "test")}
