@@ -199,3 +199,12 @@ def test_set_changes_any_preset_field_for_one_command(monkeypatch, capsys, tmp_p
     assert (preset.name, preset.teacher_epochs, preset.train_per_class, preset.teacher_lr, preset.batch_size) == (
         "smoke", 1, None, 3e-4, 8)
     assert seen[0].seed == 4 and seen[0].runs_dir == str(tmp_path)
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "kd_keras.cli", "data", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: data folder not found: {tmp_path / 'nowhere'}"
