@@ -66,3 +66,13 @@ def test_stop_after_stops_at_an_epoch_end_and_the_same_command_resumes(tmp_path,
     exp.deadline = None
     teacher.train_teacher(exp)
     assert [r["epoch"] for r in run_files.read_history(os.path.join(exp.run_dir("teacher"), "history.csv"))] == [1, 2, 3]
+
+
+def test_reproduce_plan_measures_and_trains_nothing(tmp_path, capsys):
+    from conftest import run_cli
+
+    code, out, err = run_cli(capsys, "reproduce", "--plan", "--preset", "smoke", "--weights", "none", "--runs-dir",
+                             tmp_path / "runs")
+    assert code == 0, err
+    assert "measured here: features" in out and "student training" in out and "estimate:" in out
+    assert not (tmp_path / "runs" / "synthetic-smoke").exists()  # no run made

@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -61,31 +62,18 @@ class Rates:
     save_s: float  # per epoch: the resume state and the best model
 
 
-def measure(exp, teacher_dir, size, log=None, programs=None):
-    """What a student run of ``exp`` costs here, at ``size`` px: :class:`Rates`.
+def measure_rates(exp, size, num_classes, programs=None):
+    """Seconds per image of ``exp``'s student at ``size`` px, compiled: training, inference, and saving per epoch.
 
-    The rates come from the seed's compiled student program trained on random images (which
-    compiles it, as the seed's first run would); the fixed cost from a real run of one epoch on
-    the seed's own images, through the same program and code as every student run, in a scratch
-    folder that is removed afterwards, less that epoch and its evaluation.
-
-    Args:
-        programs: the replay's :class:`~kd_keras.replay.programs.Programs`, so that the runs reuse
-            what the warm-up compiled; None makes its own.
+    Measured on the student's compiled program (:class:`~kd_keras.replay.programs.Programs`)
+    trained on random images; this compiles it, as the seed's first run would. Returns
+    :class:`Rates` with no fixed cost (:func:`measure` adds it).
     """
-    log = log or _log.info
     programs = programs if programs is not None else Programs()
-    p = exp.preset
-    batch = p.batch_size
-    split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
-    num_classes = len(split.class_names)
-    sources.resolve_source(exp.data_dir, exp.cache_dir)  # a pack made elsewhere is unpacked here first
-    experiment.load_images(exp, split, size)  # decoded once into the cache, as the first run would
+    batch = exp.preset.batch_size
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * WARMUP_STEPS, size, size, 3), dtype="uint8")
     labels = rng.integers(0, num_classes, len(images)).astype("float32" if num_classes == 2 else "int32")
-    log(f"budget: measuring a {WARMUP_STEPS}-step warm-up and a one-epoch run of the student at {size} px, "
-        f"batch {batch} ...")
     y = {"label": labels, "teacher": offline_targets("classic", labels, num_classes=num_classes)}
     program = programs.student(exp, (size, size, 3), num_classes).start(exp, 0, 0)
     few = input_pipeline.ArrayBatches(images[: 2 * batch], {k: v[: 2 * batch] for k, v in y.items()}, batch)
@@ -98,13 +86,35 @@ def measure(exp, teacher_dir, size, log=None, programs=None):
     started = time.perf_counter()
     input_pipeline.predict_images(program.model, images, batch)
     infer_s = (time.perf_counter() - started) / len(images)
+    with tempfile.TemporaryDirectory(dir=exp.runs_dir if os.path.isdir(exp.runs_dir) else None) as scratch:
+        started = time.perf_counter()
+        program.distiller.save_weights(os.path.join(scratch, "state.weights.h5"))
+        program.model.save(os.path.join(scratch, "model.keras"))
+        save_s = time.perf_counter() - started
+    return Rates(0.0, train_s, infer_s, save_s)
+
+
+def measure(exp, teacher_dir, size, log=None, programs=None):
+    """What a student run of ``exp`` costs here, at ``size`` px: :class:`Rates`.
+
+    The rates come from :func:`measure_rates`; the fixed cost from a real run of one epoch on
+    the seed's own images, through the same program and code as every student run, in a scratch
+    folder that is removed afterwards, less that epoch and its evaluation.
+
+    Args:
+        programs: the replay's :class:`~kd_keras.replay.programs.Programs`, so that the runs reuse
+            what the warm-up compiled; None makes its own.
+    """
+    log = log or _log.info
+    programs = programs if programs is not None else Programs()
+    p = exp.preset
+    split = data.Dataset.load(os.path.join(teacher_dir, "split.json"))
+    sources.resolve_source(exp.data_dir, exp.cache_dir)  # a pack made elsewhere is unpacked here first
+    experiment.load_images(exp, split, size)  # decoded once into the cache, as the first run would
+    log(f"budget: measuring a {WARMUP_STEPS}-step warm-up and a one-epoch run of the student at {size} px, "
+        f"batch {p.batch_size} ...")
+    rates = measure_rates(exp, size, len(split.class_names), programs)
     scratch = os.path.join(os.path.dirname(teacher_dir), SCRATCH)
-    os.makedirs(scratch, exist_ok=True)
-    started = time.perf_counter()
-    program.distiller.save_weights(os.path.join(scratch, "state.weights.h5"))
-    program.model.save(os.path.join(scratch, "model.keras"))
-    save_s = time.perf_counter() - started
-    shutil.rmtree(scratch)
     one_epoch = dataclasses.replace(exp, preset=dataclasses.replace(p, student_epochs=1), verbose=0, deadline=None,
                                     budget=None)
     started = time.perf_counter()
@@ -113,7 +123,6 @@ def measure(exp, teacher_dir, size, log=None, programs=None):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     whole = time.perf_counter() - started
-    rates = Rates(0.0, train_s, infer_s, save_s)
     counts = {s: len(split.splits[s]) for s in experiment.SPLITS}
     return dataclasses.replace(rates, fixed_s=max(whole - 60 * run_minutes(1, counts, rates, p.augmented_evaluations),
                                                   0.0))

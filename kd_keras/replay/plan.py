@@ -40,7 +40,7 @@ def describe(exp, generations):
 
 
 def measure(exp, shape):
-    """Seconds per image: teacher features, and student training and inference (:func:`kd_keras.budget.measure`)."""
+    """Seconds per image: teacher features, and student training and inference (:func:`kd_keras.replay.budget.measure_rates`)."""
     from kd_keras.replay import budget
     from kd_keras import models
 
@@ -52,7 +52,7 @@ def measure(exp, shape):
     started = time.perf_counter()
     backbone.predict(images, batch_size=32, verbose=0)
     feature_s = (time.perf_counter() - started) / len(images)
-    rates = budget.measure(exp, exp.preset.image_size, 2, log=lambda *_: None)
+    rates = budget.measure_rates(exp, exp.preset.image_size, 2)
     return {"feature_s": feature_s, "train_s": rates.train_s, "infer_s": rates.infer_s}
 
 
