@@ -7,9 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 JAX_VENV := .venv-jax
 JAX_BIN := $(JAX_VENV)/bin
+DOCS_VENV := .venv-docs
+DOCS_BIN := $(DOCS_VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup setup-jax demo test test-tf test-jax clean
+.PHONY: setup setup-jax demo test test-tf test-jax docs clean
 
 $(BIN)/kd-keras: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +26,12 @@ $(JAX_BIN)/kd-keras: setup.cfg pyproject.toml
 	$(JAX_BIN)/pip install -q -e ".[jax,test]"
 	touch $@
 
+$(DOCS_BIN)/mkdocs: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_BIN)/pip install -q --upgrade pip
+	$(DOCS_BIN)/pip install -q -e ".[docs]"
+	touch $@
+
 setup: $(BIN)/kd-keras
 
 setup-jax: $(JAX_BIN)/kd-keras
@@ -30,15 +39,19 @@ setup-jax: $(JAX_BIN)/kd-keras
 demo: setup
 	$(BIN)/kd-keras reproduce --preset demo --data-dir synthetic --runs-dir runs/demo
 
-# Both suites at once (the TensorFlow one in two workers): about the time of the longer one.
-test: setup setup-jax
+# Both suites at once (the TensorFlow one in two workers), and the docs: about the time of the longest.
+test: setup setup-jax $(DOCS_BIN)/mkdocs
 	@mkdir -p runs; \
 	KERAS_BACKEND=jax $(JAX_BIN)/python -m pytest -q -p no:cacheprovider -m "not tensorflow" > runs/test-jax.log 2>&1 & \
 	jax=$$!; \
+	$(DOCS_BIN)/mkdocs build --strict --quiet > runs/docs.log 2>&1 & \
+	docs=$$!; \
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile; tf=$$?; \
 	wait $$jax; j=$$?; \
+	wait $$docs; d=$$?; \
 	echo "--- the same library on JAX, without TensorFlow (the tests not marked tensorflow):"; cat runs/test-jax.log; \
-	exit $$(( tf || j ))
+	echo "--- the documentation site, mkdocs build --strict (exit code $$d):"; cat runs/docs.log; \
+	exit $$(( tf || j || d ))
 
 test-tf: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
@@ -46,5 +59,8 @@ test-tf: setup
 test-jax: setup-jax
 	KERAS_BACKEND=jax $(JAX_BIN)/python -m pytest -q -p no:cacheprovider -m "not tensorflow"
 
+docs: $(DOCS_BIN)/mkdocs
+	$(DOCS_BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) $(JAX_VENV) runs *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(DOCS_VENV) runs site *.egg-info

@@ -12,7 +12,7 @@ imported on first use. The Keras layers and losses register with Keras when thei
 imported, so import ``kd_keras.layers`` (or use any of them) before ``keras.models.load_model``
 reads a model saved with one.
 
-Example:
+Examples:
     >>> import keras
     >>> import kd_keras
     >>> student = kd_keras.resnet18((64, 64, 3))

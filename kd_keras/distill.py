@@ -52,11 +52,17 @@ class Distiller(keras.Model):
         preprocessing: Keras layers applied to the images before the student (and the
             online teacher), in training and evaluation; random layers act in training only.
 
-    Example:
-        >>> distiller = Distiller(kd_keras.models.resnet18((64, 64, 3)), mode="soft")
+    Examples:
+        >>> from kd_keras.input_pipeline import ArrayBatches, preprocessing
+        >>> from kd_keras.models import resnet18
+        >>> images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype="uint8")
+        >>> y = {"label": np.arange(16) % 2, "teacher": np.linspace(0, 1, 16)}  # the teacher's p, made once
+        >>> distiller = Distiller(resnet18((32, 32, 3)), mode="soft", preprocessing=preprocessing(shift=0.4))
         >>> distiller.compile(optimizer=keras.optimizers.Adam(1e-4))
-        >>> distiller.fit(train, validation_data=valid, epochs=100)
-        >>> distiller.student.save("student.keras")
+        >>> history = distiller.fit(ArrayBatches(images, y, 8, shuffle=True), epochs=1, verbose=0)
+        >>> sorted(history.history)  # accuracy against the targets, and against the true labels
+        ['accuracy', 'label_accuracy', 'loss']
+        >>> distiller.student.save("student.keras")  # reloads alone; it takes images in [0, 1]
     """
 
     def __init__(self, student, teacher=None, mode="soft", online=False, temperature=1.0, alpha=0.0,
@@ -178,7 +184,7 @@ def offline_targets(mode, labels, teacher_p=None, num_classes=2):
     Returns:
         float32 targets: one per image for two classes, rows of K otherwise.
 
-    Example:
+    Examples:
         >>> offline_targets("hard", np.array([0, 1, 1]), np.array([0.2, 0.7, 0.4]))
         array([0., 1., 0.], dtype=float32)
     """

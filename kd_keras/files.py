@@ -1,8 +1,12 @@
 """Files written whole or not at all: a temporary file of this process, then a rename.
 
-Example:
+Examples:
     >>> from kd_keras.files import write_json
-    >>> write_json("runs/example/config.json", {"seed": 0})  # doctest: +SKIP
+    >>> write_json("runs/example/config.json", {"seed": 0})
+    >>> print(open("runs/example/config.json").read().strip())
+    {
+      "seed": 0
+    }
 """
 
 import json

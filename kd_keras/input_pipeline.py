@@ -214,9 +214,12 @@ def preprocessing(flip=True, shift=0.0, seed=None):
         shift: the students' 0.4.
         seed: seed of the flips; the shifts take a seed derived from it.
 
-    Example:
+    Examples:
         >>> layers = preprocessing(flip=True, shift=0.4, seed=1)
-        >>> layers(uint8_images, training=True)  # flipped, shifted, in [0, 1]
+        >>> images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype="uint8")
+        >>> out = keras.ops.convert_to_numpy(layers(images, training=True))  # flipped, shifted, in [0, 1]
+        >>> out.shape, bool(out.min() >= 0.0 and out.max() <= 1.0)
+        ((2, 32, 32, 3), True)
     """
     stages = []
     if flip:
@@ -246,9 +249,11 @@ class ArrayBatches(keras.utils.PyDataset):
         mirrored: an array like ``inputs``; each epoch, each row comes from it with
             probability 1/2 (the teacher's cached features of flipped images).
 
-    Example:
-        >>> train = ArrayBatches(images, {"label": y, "teacher": p}, 32, shuffle=True, seed=0)
-        >>> distiller.fit(train, epochs=9)
+    Examples:
+        >>> images = np.zeros((40, 8, 8, 3), "uint8")
+        >>> train = ArrayBatches(images, {"label": np.zeros(40), "teacher": np.full(40, 0.9)}, 32, shuffle=True)
+        >>> len(train), train[1][0].shape  # 2 batches a epoch, the last of 8 images
+        (2, (8, 8, 8, 3))
     """
 
     def __init__(self, inputs, targets=None, batch_size=32, shuffle=False, seed=0, scale=None, mirrored=None):

@@ -37,9 +37,10 @@ class CosineDense(_NormedKernel):
     The head for :class:`kd_keras.losses.AMSoftmax` and :class:`kd_keras.losses.CosineLoss`.
     The predicted class is the argmax of the cosines.
 
-    Example:
+    Examples:
         >>> features = keras.Input((2048,))
-        >>> cosines = kd_keras.layers.CosineDense(4)(features)
+        >>> CosineDense(4)(features).shape
+        (None, 4)
     """
 
     def call(self, inputs):
@@ -82,8 +83,11 @@ class ColorAffine(keras.layers.Layer):
         matrix: 3x3 nested list; ``matrix[i][j]`` is the weight of input channel i in output j.
         bias: 3 values added after the matrix.
 
-    Example:
+    Examples:
         >>> to_lite = ColorAffine([[255 / 128, 0, 0], [0, 255 / 128, 0], [0, 0, 255 / 128]], [-127 / 128] * 3)
+        >>> white = keras.ops.ones((1, 1, 1, 3))  # [0, 1] images in, EfficientNet-Lite's (255 x - 127) / 128 out
+        >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(to_lite(white)).ravel()]
+        [1.0, 1.0, 1.0]
     """
 
     def __init__(self, matrix, bias, **kwargs):

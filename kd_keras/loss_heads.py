@@ -8,7 +8,7 @@ No Keras here: the command line checks a ``--loss`` name with it before anything
 - ``cosine``: cos θ per class, :class:`~kd_keras.layers.CosineDense` (AM-softmax);
 - ``lsoftmax``: cos θ and ‖W‖‖x‖ per class, :class:`~kd_keras.layers.LSoftmaxDense` (L-softmax).
 
-Example:
+Examples:
     >>> from kd_keras.loss_heads import LOSS_HEADS
     >>> LOSS_HEADS["am-softmax"]
     'cosine'

@@ -3,10 +3,11 @@
 Every loss casts its inputs to float32 first, so it stays exact under a
 mixed-precision policy. Categorical losses take one-hot or sparse integer labels.
 
-Example:
+Examples:
     >>> import kd_keras
     >>> loss = kd_keras.losses.AMSoftmax(scale=30.0, margin=0.35)
-    >>> model.compile(optimizer="adam", loss=loss)   # model ends in a CosineDense head
+    >>> model = keras.Sequential([keras.Input((16,)), kd_keras.layers.CosineDense(3)])  # cos theta per class
+    >>> model.compile(optimizer="adam", loss=loss)
 """
 
 import dataclasses
@@ -343,8 +344,8 @@ NAMES = tuple(_BY_NAME)
 def get(name):
     """Returns the :class:`LossSpec` for a CLI loss name (see ``NAMES``).
 
-    Example:
-        >>> spec = kd_keras.losses.get("am-softmax")
+    Examples:
+        >>> spec = get("am-softmax")
         >>> spec.head
         'cosine'
     """

@@ -3,9 +3,10 @@
 Backbones (ResNet-50, EfficientNet-Lite, any ``keras.applications`` name) live in
 :mod:`kd_keras.backbones` and are re-exported here.
 
-Example:
-    >>> student = kd_keras.models.resnet18(input_shape=(224, 224, 3))
-    >>> student.count_params()   # 11,177,025 trainable + BN moving statistics
+Examples:
+    >>> student = resnet18(input_shape=(224, 224, 3))
+    >>> student.count_params()   # 11,177,025 trainable, and the batch norms' moving statistics
+    11186625
 """
 
 import keras
@@ -54,9 +55,11 @@ def resnet18(input_shape=(224, 224, 3), num_outputs=1, activation="sigmoid", nam
     Returns:
         A functional ``keras.Model``.
 
-    Example:
+    Examples:
         >>> model = resnet18((64, 64, 3))
         >>> model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+        >>> model.output_shape
+        (None, 1)
     """
     inputs = keras.Input(input_shape, name="image")
     x = _conv_bn(inputs, 64, 7, 2, "conv1", bn_momentum=bn_momentum)
@@ -111,9 +114,11 @@ def teacher(weights="imagenet", freeze_backbone=True, input_shape=(224, 224, 3),
             weights offline) or any ``keras.applications`` name.
         num_classes: K; 2 keeps the paper's sigmoid head.
 
-    Example:
+    Examples:
         >>> model = teacher(weights="imagenet", backbone_name="efficientnet-lite0")
         >>> head = teacher_head(model)   # trains on cached features
+        >>> head.input_shape, head.output_shape
+        ((None, 1280), (None, 1))
     """
     features = backbone(backbone_name, weights, input_shape)
     features.trainable = not freeze_backbone

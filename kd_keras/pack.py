@@ -11,9 +11,14 @@ dataset's name, classes, counts, and each shard's size and SHA-256.
 first use its shards are checked and unpacked into the runs folder's cache (never into
 the pack), as ``<name>/{train,valid,test}/<class>/*.webp``.
 
-Example:
-    >>> pack("../shared/data/cats_vs_dogs", "gpu_in/cats_vs_dogs", image_size=224, max_mib=60)  # doctest: +SKIP
-    >>> data.scan(sources.resolve_source("gpu_in/cats_vs_dogs", "runs/.cache")).counts()  # doctest: +SKIP
+Examples:
+    >>> from kd_keras import data, sources
+    >>> folder = sources.resolve_source("synthetic:2:10", "runs/.cache")
+    >>> manifest = pack(folder, "packed", image_size=16, max_mib=1, log=lambda *_: None)
+    >>> [shard["images"] for shard in manifest["shards"]]
+    [20]
+    >>> data.scan(sources.resolve_source("packed", "runs/.cache")).counts() == data.scan(folder).counts()
+    True
 """
 
 import concurrent.futures

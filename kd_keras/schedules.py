@@ -15,8 +15,10 @@ def legacy_decay(lr0, decay):
         lr0: the initial learning rate.
         decay: d >= 0; with 0 the rate stays ``lr0``.
 
-    Example:
+    Examples:
         >>> optimizer = keras.optimizers.Adam(legacy_decay(1e-3, 0.01))   # the teacher's setting
+        >>> round(float(legacy_decay(1e-3, 0.01)(100)), 6)   # after 100 batches: 1e-3 / (1 + 0.01 x 100)
+        0.0005
     """
     if decay < 0:
         raise ValueError(f"decay must be >= 0, got {decay}")

@@ -10,10 +10,13 @@ A student is ``resnet18`` (the paper's, built by hand), any ``keras.applications
 weights every student and generation starts from (its run seed then draws only the data order
 and the augmentation).
 
-Example:
-    >>> teacher = user_models.load_model_file("my_teacher.keras", "--teacher-model")
-    >>> user_models.check_classes(teacher, num_classes=4, what="my_teacher.keras")
-    >>> student = user_models.student_model("MobileNetV2", (96, 96, 3), num_classes=4)
+Examples:
+    >>> student = student_model("resnet18", (32, 32, 3), num_classes=4)
+    >>> student.output_shape
+    (None, 4)
+    >>> student.save("student.keras")
+    >>> check_classes(load_model_file("student.keras", "--student"), num_classes=4, what="student.keras")
+    4
 """
 
 import os

@@ -1,6 +1,6 @@
 """What a ``weights`` argument names: ``"imagenet"``, ``"none"`` or a file (no Keras import).
 
-Example:
+Examples:
     >>> from kd_keras.weights import is_pretrained, resolve_weights
     >>> is_pretrained("none"), resolve_weights("imagenet")
     (False, 'imagenet')

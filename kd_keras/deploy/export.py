@@ -7,7 +7,7 @@ run's own test split next to the Keras model's (the drop a deployer pays).
 Runtimes are optional extras (``pip install kd_keras[deploy]``): LiteRT
 (``ai-edge-litert``) for ``.tflite``, ``onnxruntime`` (and ``tf2onnx`` to write) for ``.onnx``.
 
-Example:
+Examples:
     >>> path = export_run("runs/cats_vs_dogs-cpu/seed0/student-soft", "onnx", "int8")
     >>> runner = load_runtime(path)
     >>> p = runner(images_in_unit_range)          # (n, 1) probabilities

@@ -8,7 +8,7 @@ stay behind. Paths are made portable on the way: a run folder becomes its path r
 runs folder, an image its path relative to the folder that holds its dataset, so an archive
 names no machine. ``kd-keras report --runs-dir results/runs`` then rebuilds every table.
 
-Example:
+Examples:
     >>> from kd_keras import archive
     >>> copied = archive.archive_runs("runs", "results/runs")  # doctest: +SKIP
 """

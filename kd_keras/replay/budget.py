@@ -22,7 +22,7 @@ measuring again. Each student run records it, with the measured rates, under ``b
 ``config.json``. As a safety net, training also stops at the first epoch's end past the budget
 (as ``--stop-after`` does), resumable by the same command.
 
-Example:
+Examples:
     >>> sized = budget.size_students(exp, teacher_dir, runs=15, minutes=8, started=time.time())
     >>> sized.preset.student_epochs  # doctest: +SKIP
     14

@@ -12,7 +12,7 @@
 This module is the one place that builds those names and walks those folders (the replay writes
 through it, the report and the archive read through it). It imports no Keras.
 
-Example:
+Examples:
     >>> from kd_keras.replay import layout
     >>> layout.chain_run("soft", 3), layout.chain_run("soft", 0)
     ('soft-chain-3', 'student-soft')

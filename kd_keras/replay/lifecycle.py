@@ -60,7 +60,7 @@ class RunLock:
     ``RUN is in use by PID N``; the lock goes with the process, however it ends. On systems
     without ``fcntl`` (Windows) nothing is locked.
 
-    Example:
+    Examples:
         >>> with RunLock("runs/example/seed0/teacher"):  # doctest: +SKIP
         ...     train()
     """

@@ -8,7 +8,7 @@
 
 Any field can be changed for one command with ``--set FIELD=VALUE`` (:func:`override`).
 
-Example:
+Examples:
     >>> from kd_keras.replay import presets
     >>> presets.get("cpu").student_epochs
     9

@@ -12,7 +12,7 @@ state (the step counter, Adam's moments), and the augmentation's random streams 
 run's data seed). The :class:`Programs` that holds them is made by the replay and passed down;
 nothing outlives the replay.
 
-Example:
+Examples:
     >>> programs = Programs()
     >>> program = programs.student(exp, (64, 64, 3), num_classes=2)  # doctest: +SKIP
     >>> program.start(exp, run_seed=7, data_seed=7).distiller.fit(train, epochs=9)  # doctest: +SKIP

@@ -37,7 +37,7 @@ def code_version():
         tracked files, None outside a checkout), ``kd_keras``, ``backend`` and the
         ``keras``, ``tensorflow`` and ``jax`` versions (None where not installed).
 
-    Example:
+    Examples:
         >>> from kd_keras.replay.provenance import code_version
         >>> sorted(code_version())[:3]
         ['backend', 'git_commit', 'git_dirty']

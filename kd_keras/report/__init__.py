@@ -10,7 +10,7 @@ the committed run archive alone.
   (:mod:`~kd_keras.report.statistics`), beside the papers' numbers
   (:mod:`~kd_keras.report.paper_values`).
 
-Example:
+Examples:
     >>> from kd_keras import report
     >>> frame = report.load_runs("results/runs")
     >>> frame.query("split == 'test' and kind == 'student'").groupby("run").accuracy.mean()  # doctest: +SKIP

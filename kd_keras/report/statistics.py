@@ -29,7 +29,7 @@ in Paper B, its own draw of train, valid and test images. So:
 - **McNemar's exact test within a seed** is supporting evidence, one p-value per seed; seeds are
   never pooled into one test, since they share images.
 
-Example:
+Examples:
     >>> from kd_keras import statistics
     >>> c = statistics.compare_scalars([0.02, 0.03, 0.01])
     >>> round(c.mean, 3), c.n, c.dof

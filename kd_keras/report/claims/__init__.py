@@ -1,4 +1,4 @@
-"""The papers' claims, each tested on our runs with the design of :mod:`kd_keras.statistics`.
+"""The papers' claims, each tested on our runs with the design of :mod:`kd_keras.report.statistics`.
 
 Each row quotes the paper's sentence from ``PAPERS.md``, says how it is read (which sets and
 generations, relative or absolute), gives our evidence and the rule that reads the verdict:
@@ -6,17 +6,18 @@ generations, relative or absolute), gives our evidence and the rule that reads t
 step-down finds a part that contradicts it, otherwise ``cannot tell at this scale``. Orderings
 read off the papers' tables, which their text does not state, are marked as ours.
 
-Modules: :mod:`~kd_keras.claims.evidence` (the row type, per-seed evidence),
-:mod:`~kd_keras.claims.distillation` (students and chains), :mod:`~kd_keras.claims.histograms`
-(section 4.2, figure 9), :mod:`~kd_keras.claims.speed` (section 4.1) and
-:mod:`~kd_keras.claims.losses` (Paper A).
+Modules: :mod:`~kd_keras.report.claims.evidence` (the row type, per-seed evidence),
+:mod:`~kd_keras.report.claims.distillation` (students and chains),
+:mod:`~kd_keras.report.claims.histograms` (section 4.2, figure 9), :mod:`~kd_keras.report.claims.speed`
+(section 4.1) and :mod:`~kd_keras.report.claims.losses` (Paper A).
 
-Example:
-    >>> from kd_keras import claims, paper_values, report
+Examples:
+    >>> from kd_keras import report
+    >>> from kd_keras.report import claims, paper_values
     >>> table = claims.claims_table(report.kd_groups("results/runs"), report.loss_groups("results/runs"),
     ...                             paper_values.LOSS_TABLE)
-    >>> table.columns[:2]
-    ['claim', 'the paper says (PAPERS.md)']
+    >>> table.columns[0]
+    'claim'
 """
 
 from kd_keras.report.claims.distillation import distillation_claims

@@ -1,0 +1,23 @@
+"""The library's docstring examples run as written (doctest), in a fresh folder."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import kd_keras
+
+LIBRARY = sorted(m.name for m in pkgutil.iter_modules(kd_keras.__path__) if not m.ispkg)
+
+
+def test_the_library_is_every_top_level_module():
+    assert {"distill", "losses", "layers", "models", "backbones", "input_pipeline", "data", "metrics"} <= set(LIBRARY)
+
+
+@pytest.mark.parametrize("name", ["__init__", *LIBRARY])
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples write into runs/ and the working folder
+    module = kd_keras if name == "__init__" else importlib.import_module(f"kd_keras.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=True)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in kd_keras.{name} failed (above)"
