@@ -12,6 +12,9 @@ The K-class forms reduce to the paper's formulas at K = 2 (tested):
 - uncertainty: ``1/(2n) Σ ‖p_i − onehot(argmax p_i)‖²`` (formula 15: a sigmoid p is the
   two-class row (1 − p, p), whose squared distance to its own answer is 2 (p − y)²);
 - histogram: of the top class's probability (for two classes, of p itself, as the paper).
+
+Calibration, beyond the paper: the expected calibration error (top-label, 15 bins), the negative
+log-likelihood (the cross-entropy) and the Brier score.
 """
 
 import math
@@ -95,10 +98,61 @@ def histogram(p, bins=20):
     return (counts / max(len(values), 1)).tolist()
 
 
+CALIBRATION_BINS = 15
+
+
+def confidence(p):
+    """The probability each image gives its predicted class: ``max(p, 1 − p)`` for a sigmoid, the top one for K."""
+    p = np.asarray(p, "float64")
+    return np.maximum(np.ravel(p), 1.0 - np.ravel(p)) if is_binary(p) else np.max(p, axis=-1)
+
+
+def expected_calibration_error(p, y, bins=CALIBRATION_BINS):
+    """Expected calibration error (Guo et al. 2017), top-label, in ``bins`` equal-width bins.
+
+    ``ECE = Σ_b (n_b / n) |acc_b − conf_b|``: in each bin of the confidence (:func:`confidence`),
+    the share of right answers against the mean confidence. Bin b holds confidences in
+    ``(b / bins, (b + 1) / bins]`` (the first also 0). For two classes the confidence of a sigmoid's
+    p is ``max(p, 1 − p)``, which lies in [0.5, 1]: the K = 2 case of the top-label ECE, so only the
+    upper half of the bins fill. (The ECE of the positive class's probability, binned over [0, 1], is
+    another measure.)
+
+    Examples:
+        >>> p, y = np.array([0.9, 0.8, 0.3, 0.6]), np.array([1, 1, 0, 0])  # confidences 0.9, 0.8, 0.7, 0.6
+        >>> round(expected_calibration_error(p, y), 4)  # each alone in its bin: (0.1 + 0.2 + 0.3 + 0.6) / 4
+        0.3
+    """
+    conf, right = confidence(p), correct(p, y).astype("float64")
+    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            total += in_bin.mean() * abs(right[in_bin].mean() - conf[in_bin].mean())
+    return float(total)
+
+
+def brier_score(p, y):
+    """The Brier score: ``1/n Σ (p_i − y_i)²`` for a sigmoid; ``1/n Σ_i Σ_k (p_ik − y_ik)²`` for K.
+
+    For K classes ``y`` is one-hot (from class indices). The K-class form of a sigmoid's p, the row
+    (1 − p, p), is twice the binary one: the binary form is the usual one for two classes.
+    """
+    if is_binary(p):
+        return float(np.mean((np.ravel(p).astype("float64") - np.ravel(y).astype("float64")) ** 2))
+    p = np.asarray(p, "float64")
+    y = np.asarray(y)
+    rows = y.astype("float64") if y.ndim == 2 else np.eye(p.shape[-1])[y.astype("int64")]
+    return float(np.mean(np.sum((p - rows) ** 2, axis=-1)))
+
+
 def summary(p, y):
-    """Loss, accuracy, uncertainty and the 20-bin histogram of predictions ``p`` on labels ``y``."""
-    return {"loss": crossentropy(p, y), "accuracy": accuracy(p, y),
-            "uncertainty": uncertainty(p), "histogram": histogram(p), "n": int(len(np.asarray(p)))}
+    """Predictions ``p`` on labels ``y``: loss (the negative log-likelihood), accuracy, uncertainty,
+    the 20-bin histogram, and calibration (ECE in 15 bins, NLL, Brier score)."""
+    nll = crossentropy(p, y)
+    return {"loss": nll, "accuracy": accuracy(p, y), "uncertainty": uncertainty(p), "histogram": histogram(p),
+            "ece": expected_calibration_error(p, y), "nll": nll, "brier": brier_score(p, y),
+            "n": int(len(np.asarray(p)))}
 
 
 def mcnemar_exact(correct_a, correct_b):

@@ -2,6 +2,7 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 
 from kd_keras import metrics
 
@@ -67,3 +68,49 @@ def test_mean_std_cells_use_the_sample_standard_deviation():
     values = [0.91, 0.95, 0.88]
     assert mean_std(values, 3) == f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n=3)"
     assert mean_std([0.5, None]) == "0.5000" and mean_std([None]) == NOT_RUN
+
+
+def _ece_by_hand(conf, right, bins=15):
+    """The top-label ECE written out: sort the images into bins (lo, hi] of the confidence and sum the gaps."""
+    total, n = 0.0, len(conf)
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [i for i in range(n) if (lo < conf[i] <= hi) or (b == 0 and conf[i] == 0)]
+        if members:
+            acc = sum(right[i] for i in members) / len(members)
+            mean_conf = sum(conf[i] for i in members) / len(members)
+            total += len(members) / n * abs(acc - mean_conf)
+    return total
+
+
+def test_expected_calibration_error_against_a_loop_over_bins():
+    p = RNG.uniform(size=500)
+    y = (RNG.uniform(size=500) < p ** 1.5).astype(float)  # an overconfident model
+    conf = [max(v, 1 - v) for v in p]
+    right = [(v > 0.5) == (t > 0.5) for v, t in zip(p, y)]
+    assert metrics.expected_calibration_error(p, y) == pytest.approx(_ece_by_hand(conf, right), abs=1e-12)
+    rows = RNG.dirichlet(np.ones(4), size=300)
+    labels = RNG.integers(0, 4, 300)
+    conf = rows.max(axis=1)
+    right = rows.argmax(axis=1) == labels
+    assert metrics.expected_calibration_error(rows, labels) == pytest.approx(_ece_by_hand(conf, right), abs=1e-12)
+    perfect = np.array([1.0, 0.0, 1.0, 0.0])
+    assert metrics.expected_calibration_error(perfect, perfect) == 0.0
+
+
+def test_nll_and_brier_match_keras():
+    import keras
+
+    p = RNG.uniform(0.01, 0.99, size=200).astype("float32")
+    y = (RNG.uniform(size=200) < 0.5).astype("float32")
+    summary = metrics.summary(p, y)
+    keras_nll = float(keras.losses.BinaryCrossentropy()(y[:, None], p[:, None]))
+    keras_brier = float(keras.metrics.MeanSquaredError()(y, p))
+    assert summary["nll"] == pytest.approx(keras_nll, rel=1e-5) and summary["nll"] == summary["loss"]
+    assert summary["brier"] == pytest.approx(keras_brier, rel=1e-5)
+    rows = RNG.dirichlet(np.ones(3), size=100).astype("float32")
+    labels = RNG.integers(0, 3, 100)
+    onehot = np.eye(3, dtype="float32")[labels]
+    assert metrics.brier_score(rows, labels) == pytest.approx(float(np.mean(np.sum((rows - onehot) ** 2, axis=1))))
+    assert metrics.crossentropy(rows, labels) == pytest.approx(
+        float(keras.losses.CategoricalCrossentropy()(onehot, rows)), rel=1e-5)

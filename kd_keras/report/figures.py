@@ -142,6 +142,31 @@ def latency_bars(timing, path, exported=()):
     return _save(fig, path)
 
 
+def calibration_curves(measures, path):
+    """ECE, NLL and Brier score on test against generation for both chains: the mean over seeds, its 95 % interval.
+
+    Args:
+        measures: :func:`kd_keras.report.calibration.by_generation`'s ``{chain: {generation: {measure: Comparison}}}``.
+    """
+    from kd_keras.report.calibration import LABELS
+
+    fig, axes = _figure((15, 4.2), 1, len(LABELS))
+    for ax, (name, label) in zip(axes, LABELS.items()):
+        for kind, color in (("hard", "tab:red"), ("soft", "tab:blue")):
+            points = [(k, c[name]) for k, c in sorted(measures.get(kind, {}).items()) if name in c]
+            if not points:
+                continue
+            ks = [k for k, _ in points]
+            means = [c.mean for _, c in points]
+            ax.plot(ks, means, "o-", color=color, label=f"{kind} chain (n={points[0][1].n} seeds)")
+            if all(c.low is not None for _, c in points):
+                ax.fill_between(ks, [c.low for _, c in points], [c.high for _, c in points], color=color, alpha=0.2)
+        ax.set(xlabel="generation (0 = student)", ylabel=label, title=f"{label} on test")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def kd_figures(seeds, folder, exported=()):
     """All distillation figures of a group (the chains over every seed, the rest for the first); returns the paths."""
     seed_dir, seed_metrics = next(iter(seeds.items()))
@@ -149,6 +174,11 @@ def kd_figures(seeds, folder, exported=()):
     paths += [histogram_bars(seed_metrics, s, os.path.join(folder, f"histogram_{s}.png"))
               for s in ("test", "valid", "train") if layout.TEACHER in seed_metrics or layout.student_run("soft") in seed_metrics]
     paths.append(chain_curves(list(seeds.values()), os.path.join(folder, "chains.png")))
+    from kd_keras.report.calibration import by_generation
+
+    measures = by_generation(seeds)
+    if any(measures.values()):
+        paths.append(calibration_curves(measures, os.path.join(folder, "calibration.png")))
     if layout.student_run("soft") in seed_metrics:
         paths.append(soft_chain_histograms(seed_metrics, os.path.join(folder, "soft_chain_histograms.png")))
     if layout.TIMING in seed_metrics:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from kd_keras.report import figures, paper_values as paper
+from kd_keras.report.calibration import calibration_table
 from kd_keras.report.claims import claims_table, loss_difference
 from kd_keras.report.frame import load_runs  # noqa: F401  (the report's public data source)
 from kd_keras.replay import layout
@@ -302,7 +303,8 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
     for group, seeds in kd.items():
         caption = _scale_caption(seeds)
         rows = frame[frame["experiment"] == group]
-        tables = kd_tables(seeds, caption, rows) + [augmented_draws_table(seeds, rows, caption), timing_table(seeds, caption)]
+        tables = kd_tables(seeds, caption, rows) + [augmented_draws_table(seeds, rows, caption), timing_table(seeds, caption),
+                                                    calibration_table(seeds, caption)]
         for table in tables:
             written += table.write(os.path.join(out, group), latex)
         exported = exported_results(seeds)
