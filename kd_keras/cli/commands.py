@@ -67,20 +67,28 @@ def teacher(**options):
 
 @cli.command()
 @click.option("--mode", type=click.Choice(layout.MODES), required=True)
-@click.option("--teacher", "teacher_dir", default=None, help="the teacher's run folder (default: this preset's)")
+@click.option("--teacher", "teacher_dirs", multiple=True, metavar="RUN",
+              help="the teacher's run folder (default: this preset's); repeat it for an ensemble of finished "
+                   "teacher runs on one split, their probabilities averaged")
 @opts.common
 @opts.distillation
-def student(mode, teacher_dir, **options):
+def student(mode, teacher_dirs, **options):
     """Train a student (ResNet-18 by default) on true, hard or soft teacher labels."""
-    if teacher_dir and options["teacher_model"]:
-        raise UserError("give --teacher (a run folder) or --teacher-model (a .keras file), not both")
-    experiments = opts.experiments(**options)
+    if teacher_dirs and options["teacher_model"]:
+        raise UserError("give --teacher (run folders) or --teacher-model (.keras files), not both")
+    experiments = opts.experiments(**options, teacher_runs=len(teacher_dirs))
+    from kd_keras.replay.imported_teacher import combine_teacher_runs, import_teacher
     from kd_keras.replay.students import train_student
-    from kd_keras.replay.teacher import import_teacher
 
     for exp in experiments:
-        parent = teacher_dir or (import_teacher(exp, exp.teacher_model) if exp.teacher_model
-                                 else exp.run_dir(layout.TEACHER))
+        if len(teacher_dirs) > 1:
+            parent = combine_teacher_runs(exp, teacher_dirs, exp.teacher_weights)
+        elif teacher_dirs:
+            parent = teacher_dirs[0]
+        elif exp.teacher_model:
+            parent = import_teacher(exp, exp.teacher_model, exp.teacher_weights)
+        else:
+            parent = exp.run_dir(layout.TEACHER)
         click.echo(train_student(exp, mode, parent))
 
 

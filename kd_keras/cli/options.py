@@ -77,9 +77,12 @@ def common(f):
 def distillation(f):
     """Options of the commands that train students: whose teacher, which student."""
     return _apply(f, [
-        click.option("--teacher-model", default=None, metavar="PATH.keras",
+        click.option("--teacher-model", "teacher_model", multiple=True, metavar="PATH.keras",
                      help="your trained teacher (K probabilities, or one sigmoid for 2 classes) instead of "
-                          "training one; it sees [0, 1] images at its own input size"),
+                          "training one; it sees [0, 1] images at its own input size. Repeat it for an ensemble: "
+                          "the targets are the average of their probabilities"),
+        click.option("--teacher-weight", "teacher_weights", multiple=True, type=float, metavar="W",
+                     help="the ensemble's weights, one per --teacher-model, summing to 1 (default: equal)"),
         click.option("--student", "student_spec", default="resnet18", show_default=True,
                      help="resnet18 | any keras.applications name | PATH.keras"),
         click.option("--student-size", type=int, default=None, metavar="PX",
@@ -126,7 +129,7 @@ def verbosity(quiet):
 
 def experiments(preset, settings, data_dir, runs_dir, seeds, weights, teacher_backbone, batch_size,
                 fine_tune_teacher, deterministic, strategy, mixed_precision, quiet, stop_after, tensorboard,
-                teacher_model=None, student_spec="resnet18", student_size=None):
+                teacher_model=(), teacher_weights=(), teacher_runs=0, student_spec="resnet18", student_size=None):
     """One :class:`~kd_keras.replay.experiment.Experiment` per seed, from the options of :func:`common`
     (and :func:`distillation`); the process's runtime (precision, strategy, determinism) set for them."""
     from kd_keras.weights import resolve_weights
@@ -139,8 +142,13 @@ def experiments(preset, settings, data_dir, runs_dir, seeds, weights, teacher_ba
     resolve_weights(weights)
     if student_size is not None and student_size < 32:
         raise UserError(f"--student-size must be >= 32, got {student_size}")
-    if teacher_model is not None and not os.path.isfile(teacher_model):
-        raise UserError(f"--teacher-model: no such file: {teacher_model}")
+    for path in teacher_model:
+        if not os.path.isfile(path):
+            raise UserError(f"--teacher-model: no such file: {path}")
+    teachers = len(teacher_model) or teacher_runs
+    if teacher_weights and len(teacher_weights) != teachers:
+        raise UserError(f"--teacher-weight: {len(teacher_weights)} weights for {teachers} teachers; "
+                        "give one per --teacher-model (or --teacher)")
 
     from kd_keras import backbones, runtime, user_models  # Keras, and the backend, load from here on
     from kd_keras.replay.experiment import Experiment
@@ -159,5 +167,7 @@ def experiments(preset, settings, data_dir, runs_dir, seeds, weights, teacher_ba
                                    compile_cache=os.path.join(layout.cache_folder(runs_dir), "xla"))
     return [Experiment(preset=chosen, data_dir=data_dir, runs_dir=runs_dir, seed=seed, weights=weights,
                        strategy=distribute, verbose=verbosity(quiet), teacher_backbone=teacher_backbone,
-                       deadline=deadline, student=student_spec, teacher_model=teacher_model,
+                       deadline=deadline, student=student_spec,
+                       teacher_model=(teacher_model[0] if len(teacher_model) == 1 else list(teacher_model)) or None,
+                       teacher_weights=tuple(teacher_weights) or None,
                        student_size=student_size, tensorboard=tensorboard) for seed in seeds]

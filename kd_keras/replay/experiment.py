@@ -38,8 +38,9 @@ class Experiment:
             (:func:`kd_keras.user_models.student_model`).
         student_size: the students' input size; None takes the preset's (a file keeps its own).
         tensorboard: also write TensorBoard logs into each run folder (needs TensorFlow).
-        teacher_model: a user's trained teacher (``.keras``); :func:`teacher_run` then imports
-            it instead of training one.
+        teacher_model: a user's trained teacher (``.keras``), or a list of them for an ensemble;
+            :func:`~kd_keras.replay.teacher.teacher_run` then imports it instead of training one.
+        teacher_weights: the ensemble's weights (equal when None).
         budget: the students' time budget and the epochs it gave (:mod:`kd_keras.budget`),
             recorded in each student run's ``config.json``; None without ``--budget-minutes``.
     """
@@ -54,7 +55,8 @@ class Experiment:
     teacher_backbone: str = None
     deadline: float = None  # a time.time() value: stop at the next epoch's end after it (--stop-after)
     student: str = user_models.DEFAULT_STUDENT
-    teacher_model: str = None
+    teacher_model: object = None
+    teacher_weights: tuple = None
     student_size: int = None
     tensorboard: bool = False
     budget: dict = None

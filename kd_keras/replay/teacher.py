@@ -1,21 +1,19 @@
-"""Paper B's teacher: trained (its head on cached ImageNet features, or fine-tuned), or a user's model imported.
+"""Paper B's teacher: trained (its head on cached ImageNet features, or fine-tuned), or a user's model imported
+(:mod:`~kd_keras.replay.imported_teacher`).
 
 Each function trains or imports into the seed's ``teacher`` run folder and returns it; a
 finished run is reused, an interrupted one resumes from its last completed epoch.
 """
 
-import hashlib
 import os
-import shutil
 import time
 
 import keras
 import numpy as np
 
-from kd_keras import input_pipeline, models, user_models
-from kd_keras.errors import UserError
+from kd_keras import input_pipeline, models
 from kd_keras.replay import layout, lifecycle
-from kd_keras.replay.evaluation import augmented_draws, one_per_image, predict_splits, score_and_finish
+from kd_keras.replay.evaluation import augmented_draws, one_per_image, score_and_finish
 from kd_keras.replay.experiment import SPLITS, adam, class_count, class_labels, load_images, prepare_split, start_run
 from kd_keras.replay.programs import Program
 from kd_keras.replay.training import train_on_images
@@ -101,48 +99,10 @@ def _train_teacher(exp):
 
 
 def teacher_run(exp):
-    """The teacher's run folder: ``exp.teacher_model`` imported, or the preset's teacher trained."""
-    return import_teacher(exp, exp.teacher_model) if exp.teacher_model else train_teacher(exp)
+    """The teacher's run folder: ``exp.teacher_model`` imported (:mod:`~kd_keras.replay.imported_teacher`),
+    or the preset's teacher trained."""
+    if exp.teacher_model:
+        from kd_keras.replay.imported_teacher import import_teacher
 
-
-def import_teacher(exp, model_file):
-    """A user's trained teacher as the teacher run, its predictions made once on the plain images.
-
-    The model (a ``.keras`` file, loaded in safe mode; see :mod:`kd_keras.user_models`) sees
-    every split at its own input size, scaled to [0, 1]. Its run folder is laid out as a
-    trained teacher's (``split.json``, ``predictions.npz``, ``metrics.json``; no history and no
-    augmented test), so students and chains use it unchanged.
-    """
-    with lifecycle.RunLock(exp.run_dir(layout.TEACHER)):
-        return _import_teacher(exp, model_file)
-
-
-def _import_teacher(exp, model_file):
-    what = f"--teacher-model {model_file}"
-    model = user_models.load_model_file(model_file, "--teacher-model")
-    size = user_models.input_size(model, what)
-    # Checked before the run folder exists: a wrong file leaves nothing behind.
-    num_classes = class_count(exp, exp.run_dir(layout.TEACHER))
-    units = user_models.check_classes(model, num_classes, what)
-    with open(model_file, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    run_dir, _, finished = start_run(exp, layout.TEACHER, {"kind": "teacher", "model_file": os.path.abspath(model_file),
-                                                        "sha256": digest, "image_size": size})
-    if finished:
-        exp.log(f"{run_dir}: done, reused")
-        return run_dir
-    started = time.time()
-    dataset = prepare_split(exp, run_dir)
-    images = load_images(exp, dataset, size)
-    labels = class_labels(images, num_classes)
-    predictions = predict_splits(model, {s: images[s][0] for s in SPLITS})
-    sums = predictions["train"].sum(axis=-1) if units > 1 else None
-    everything = np.concatenate([np.ravel(p) for p in predictions.values()])
-    if (not np.all(np.isfinite(everything)) or everything.min() < 0 or everything.max() > 1
-            or (sums is not None and not np.allclose(sums, 1, atol=1e-3))):
-        shutil.rmtree(run_dir)  # made just now, holds nothing else: the fixed file starts afresh
-        raise UserError(f"{what}: its outputs are not probabilities, or not finite (end the model in a sigmoid or "
-                        "a softmax)")
-    if num_classes == 2 and units == 2:  # a two-unit softmax: the paper's p is the second class's
-        predictions = {s: p[:, 1] for s, p in predictions.items()}
-    return score_and_finish(exp, run_dir, predictions, labels, [], {"kind": "teacher", "imported": True}, started)
+        return import_teacher(exp, exp.teacher_model, exp.teacher_weights)
+    return train_teacher(exp)
