@@ -39,6 +39,7 @@ _PUBLIC = {
     "LSoftmax": "kd_keras.losses",
     "SoftTargetBCE": "kd_keras.losses",
     "SoftTargetCrossentropy": "kd_keras.losses",
+    "SoftTargetDistillation": "kd_keras.keras_distillation",
     "CategoricalHinge": "kd_keras.losses",
     "ThesisHinge": "kd_keras.losses",
     "Huber": "kd_keras.losses",

@@ -19,6 +19,12 @@ see the same augmented image as the student), ``temperature=T`` softens teacher 
 student logits as in Hinton et al. (loss scaled by T²), and ``alpha`` mixes in the
 true-label loss: ``L = alpha * CE(y, q) + (1 - alpha) * L_distill(target, q)``.
 
+Keras's own ``keras.distillation.Distiller`` is online (the teacher runs on every batch, on
+the student's input), needs one input for both models, and weighs the true-label loss by
+``student_loss_weight`` (0.5 by default) where ours takes ``alpha`` (0 by default: Paper B's
+students); :class:`~kd_keras.keras_distillation.SoftTargetDistillation` gives it soft targets
+that work on a one-unit sigmoid head.
+
 ``preprocessing`` (e.g. :func:`kd_keras.input_pipeline.preprocessing`: flips, shifts and
 the division by 255) runs inside the compiled step, in front of the student: augmented
 in training, plain in validation, on the GPU where there is one.
