@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import tiny_student
 from kd_keras import cli, data, input_pipeline, pack, sources
 from kd_keras.errors import UserError
 
@@ -88,9 +89,17 @@ def test_a_damaged_or_foreign_pack_is_refused(tmp_path):
 @pytest.mark.skipif(keras.backend.backend() == "tensorflow",
                     reason="test_pipeline.py replays the smoke preset on TensorFlow")
 def test_smoke_replay_with_two_generations_and_its_report(tmp_path):
+    # Small networks as the teacher (imported) and the students: the replay's machinery on this backend is
+    # the subject; ResNet-18 trains on it in test_distill.py and kd_keras.distill's example, and the timing
+    # run below still builds the paper's pair.
+    teacher, student = str(tmp_path / "teacher.keras"), str(tmp_path / "student.keras")
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))).save(
+        teacher)
+    tiny_student((32, 32, 3)).save(student)
     runs_dir = str(tmp_path / "runs")
-    cli.main(["reproduce", "--preset", "smoke", "--weights", "none", "--generations", "2",
-              "--runs-dir", runs_dir, "--quiet"])  # the CLI as a user runs it, on this backend
+    cli.main(["reproduce", "--preset", "smoke", "--weights", "none", "--generations", "2", "--teacher-model", teacher,
+              "--student", student, "--runs-dir", runs_dir, "--quiet"])  # the CLI as a user runs it, on this backend
     group = os.path.join(runs_dir, "synthetic-smoke", "seed0")
     names = ["teacher", "student-classic", "student-hard", "student-soft",
              "hard-chain-1", "hard-chain-2", "soft-chain-1", "soft-chain-2"]
@@ -98,7 +107,9 @@ def test_smoke_replay_with_two_generations_and_its_report(tmp_path):
         config = json.load(open(os.path.join(group, name, "config.json")))
         assert config["backend"] == keras.backend.backend()
         metrics = json.load(open(os.path.join(group, name, "metrics.json")))
-        assert 0.0 <= metrics["eval"]["test"]["accuracy"] <= 1.0 and len(metrics["test_augmented"]["draws"]) == 2
+        assert 0.0 <= metrics["eval"]["test"]["accuracy"] <= 1.0
+        assert name == "teacher" or len(metrics["test_augmented"]["draws"]) == 2  # an imported teacher has none
+    assert json.load(open(os.path.join(group, "soft-chain-2", "config.json")))["parent"].endswith("soft-chain-1")
     child = np.load(os.path.join(group, "soft-chain-2", "predictions.npz"))
     assert child["test"].shape == child["label_test"].shape
     assert json.load(open(os.path.join(group, "timing", "metrics.json")))["backend"] == keras.backend.backend()

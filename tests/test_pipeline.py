@@ -41,6 +41,9 @@ def test_reproduce_makes_every_run_folder_complete(kd_runs):
     hard = json.load(open(os.path.join(exp.run_dir("student-hard"), "metrics.json")))
     assert {"test_augmented", "test_teacher_labels", "test_teacher_labels_augmented"} <= set(hard)
     assert len(hard["eval"]["test"]["histogram"]) == 20
+    for name in names:  # calibration beside the paper's measures, on every split of every run
+        scores = json.load(open(os.path.join(exp.run_dir(name), "metrics.json")))["eval"]
+        assert all({"ece", "nll", "brier"} <= set(scores[s]) for s in ("train", "valid", "test")), name
     timing = json.load(open(os.path.join(exp.run_dir("timing"), "metrics.json")))
     assert timing["teacher_ms"] > 0 and timing["speedup"] == timing["teacher_ms"] / timing["student_ms"]
     per_image = timing["per_image_ms"]["model"]
@@ -126,7 +129,8 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     first = report.write_report(runs_dir, str(tmp_path / "a"), str(tmp_path / "fa"), latex=True, log=lambda *_: None)
     report.write_report(runs_dir, str(tmp_path / "b"), str(tmp_path / "fb"), latex=True, log=lambda *_: None)
     tables = [p for p in first if p.endswith((".md", ".csv", ".tex"))]
-    assert len(tables) == 3 * 11 and any(p.endswith("latency.png") for p in first)
+    assert len(tables) == 3 * 12 and any(p.endswith("latency.png") for p in first)
+    assert any(p.endswith("calibration.png") for p in first)
     claims = open(os.path.join(tmp_path, "a", "claims.md")).read()
     # One seed: the claims are listed with their rules, and none gets a verdict either way.
     assert "the soft student is at least as accurate as the classic" in claims
@@ -210,15 +214,21 @@ def test_load_runs_is_a_tidy_frame_of_every_run_and_split(kd_runs):
     assert set(frame.query("run == 'hard-chain-1'").split) >= {"train", "valid", "test", "test_augmented"}
 
 
-@pytest.mark.parametrize("fmt, quantize", [("tflite", "int8"), ("onnx", "none")])
-def test_export_scores_the_exported_student_on_the_runs_test_split(kd_runs, fmt, quantize, tmp_path):
+def test_export_scores_the_exported_student_on_the_runs_test_split(kd_runs, tmp_path):
+    from kd_keras.deploy import export
+
+    _, exp = kd_runs
+    out = str(tmp_path / "student.tflite")
+    export.export_run(exp.run_dir("student-soft"), "tflite", "int8", out=out, calibration_images=8, log=lambda *_: None)
+    _check_export(exp, out, "tflite", "int8")  # ONNX: through the command, below
+
+
+def _check_export(exp, out, fmt, quantize):
+    """The exported file's own answers on the run's test split against its report and the Keras student's."""
     from kd_keras import data, input_pipeline
     from kd_keras.deploy import export
 
-    runs_dir, exp = kd_runs
     run_dir = exp.run_dir("student-soft")
-    out = str(tmp_path / f"student.{fmt}")
-    export.export_run(run_dir, fmt, quantize, out=out, calibration_images=8, log=lambda *_: None)
     result = json.load(open(out + ".json"))
     assert (result["format"], result["quantization"], result["image_size"]) == (fmt, quantize, 32)
     split = data.Dataset.load(os.path.join(run_dir, "split.json")).splits["test"]
@@ -261,6 +271,7 @@ def test_export_through_the_cli_and_each_of_its_errors(kd_runs, tmp_path, capsys
     assert code == 0, err
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["format"] == "onnx" and result == json.load(open(str(out) + ".json"))
+    _check_export(exp, str(out), "onnx", "none")
     errors = {
         "not a finished run": (["export", tmp_path], "not a finished run"),
         "format and quantization": (["export", run_dir, "--format", "onnx", "--quantize", "float16"], "onnx takes"),

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import tiny_student
 from kd_keras.replay import lifecycle, run_files
 from kd_keras.errors import NonFiniteLossError
 
@@ -20,26 +21,39 @@ pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
 STUDENT_SCRIPT = """
 import dataclasses, logging, sys
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")  # the package's progress lines
-from kd_keras.replay import experiment, presets, students, teacher
+from kd_keras.replay import experiment, imported_teacher, presets, students
 from kd_keras import runtime
 runtime.configure(deterministic={deterministic})
-preset = dataclasses.replace(presets.get("smoke"), teacher_epochs=1, student_epochs={epochs})
-exp = experiment.Experiment(preset, "synthetic", sys.argv[1], weights="none", verbose=0)
-students.train_student(exp, "soft", teacher.train_teacher(exp))
+preset = dataclasses.replace(presets.get("smoke"), student_epochs={epochs})
+exp = experiment.Experiment(preset, "synthetic", sys.argv[1], weights="none", verbose=0, student=sys.argv[3])
+students.train_student(exp, "soft", imported_teacher.import_teacher(exp, sys.argv[2]))
 """
 
 
 def _python(script, runs_dir, **kwargs):
+    """A fresh Python process training the smoke preset's soft student. Teacher and student are small model
+    files (the teacher imported, not trained): what these tests are about is the run's machinery, which
+    is the same for any network."""
     code = textwrap.dedent(STUDENT_SCRIPT).format(**kwargs) if script is None else script
-    return [sys.executable, "-c", code, str(runs_dir)]
+    folder = os.path.dirname(str(runs_dir))
+    teacher, student = os.path.join(folder, "teacher.keras"), os.path.join(folder, "student.keras")
+    if not os.path.exists(teacher):
+        inputs = keras.Input((32, 32, 3))
+        outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))
+        keras.Model(inputs, outputs).save(teacher)
+        tiny_student((32, 32, 3)).save(student)
+    return [sys.executable, "-c", code, str(runs_dir), teacher, student]
 
 
 def _student_dir(runs_dir):
     return os.path.join(runs_dir, "synthetic-smoke", "seed0", "student-soft")
 
 
+EPOCHS = 30  # the small student's epochs are short: enough of them that the kill lands mid-training
+
+
 def test_sigkill_then_same_command_resumes_and_completes(tmp_path):
-    command = _python(None, tmp_path, deterministic=False, epochs=6)
+    command = _python(None, tmp_path, deterministic=False, epochs=EPOCHS)
     history = os.path.join(_student_dir(tmp_path), "history.csv")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -48,18 +62,18 @@ def test_sigkill_then_same_command_resumes_and_completes(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_before = len(run_files.read_history(history))
-    assert 2 <= done_before < 6, "the kill should land mid-training"
+    assert 2 <= done_before < EPOCHS, "the kill should land mid-training"
     assert not run_files.is_complete(_student_dir(tmp_path))
 
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "resuming" in finished.stdout
     rows = run_files.read_history(history)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
     for name in ("config.json", "split.json", "model.keras", "predictions.npz", "metrics.json"):
         assert os.path.exists(os.path.join(_student_dir(tmp_path), name)), name
     assert not os.path.exists(os.path.join(_student_dir(tmp_path), "checkpoint"))
-    assert json.load(open(os.path.join(_student_dir(tmp_path), "metrics.json")))["best"]["epochs"] == 6
+    assert json.load(open(os.path.join(_student_dir(tmp_path), "metrics.json")))["best"]["epochs"] == EPOCHS
 
 
 def test_two_identical_teacher_commands_at_once_one_trains_and_the_other_is_told(tmp_path):
@@ -198,10 +212,12 @@ def test_mixed_precision_runs_networks_in_bfloat16_with_float32_outputs_and_loss
 
     try:
         runtime.configure(mixed_precision="bfloat16")
-        student = models.resnet18((32, 32, 3))
-        assert student.get_layer("conv1_conv").compute_dtype == "bfloat16"
+        resnet = models.resnet18((32, 32, 3))
+        assert resnet.get_layer("conv1_conv").compute_dtype == "bfloat16"
         x = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype("float32")
-        assert student(x).dtype == "float32"
+        assert resnet(x).dtype == "float32"
+        student = tiny_student()  # convolution and batch norm in bfloat16 too; faster to trace than ResNet-18
+        assert student.layers[1].compute_dtype == "bfloat16" and student(x).dtype == "float32"
         distiller = Distiller(student, mode="soft")
         distiller.compile(keras.optimizers.Adam(1e-3))
         history = distiller.fit(x, {"label": np.ones(8), "teacher": np.full(8, 0.7)}, batch_size=4, epochs=1, verbose=0)

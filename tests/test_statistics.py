@@ -8,6 +8,8 @@ import pytest
 from kd_keras.report import statistics
 from kd_keras.report.statistics import FAILS, HOLDS, UNSURE, Comparison, Part
 
+pytestmark = pytest.mark.tensorflow  # NumPy only: the JAX suite would repeat it unchanged (setup.cfg's markers)
+
 
 def _t_density_area(dof, upper):
     """P(0 < T < upper) by Simpson's rule on Student's t density: a reference independent of the module."""

@@ -41,10 +41,15 @@ def _exp(runs_dir, seed=0, data_dir=DATA):
 def test_a_student_on_two_teacher_files_trains_on_their_weighted_average(tmp_path, capsys):
     a = _teacher(tmp_path / "a.keras", 40, 3, seed=1)
     b = _teacher(tmp_path / "b.keras", 32, 3, seed=2)
+    student = tmp_path / "student.keras"  # a small student: the targets are the subject
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))).save(
+        student)
     runs_dir = tmp_path / "runs"
     code, out, err = run_cli(capsys, "student", "--mode", "soft", "--teacher-model", a, "--teacher-model", b,
                              "--teacher-weight", "0.25", "--teacher-weight", "0.75", "--data-dir", DATA,
-                             "--preset", "smoke", "--weights", "none", "--runs-dir", runs_dir, "--quiet")
+                             "--preset", "smoke", "--weights", "none", "--runs-dir", runs_dir, "--quiet",
+                             "--student", student)
     assert code == 0, err
     teacher_dir = next(runs_dir.glob("*/seed0/teacher"))
     cache = str(runs_dir / ".cache")
