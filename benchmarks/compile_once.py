@@ -8,7 +8,7 @@ steps, as before) and once with one shared by all. Prints, per run, the seconds 
 first training step (the fixed cost) and its whole time, and the training rate of the later
 epochs; then the ratio of the totals:
 
-    python benchmarks/compile_once.py --preset demo
+    python benchmarks/compile_once.py                  # the demo and the cpu preset, in one run
     python benchmarks/compile_once.py --preset cpu --runs 4 --images 512
     KERAS_BACKEND=jax python benchmarks/compile_once.py --preset demo
 """
@@ -83,12 +83,16 @@ def _runs(preset, count, images, shared, folder, log):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--preset", nargs="+", default=["demo", "cpu"])
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--images", type=int, default=128, help="training images per run")
     parser.add_argument("--epochs", type=int, default=None, help="default: the preset's student epochs")
     args = parser.parse_args()
-    preset = presets.get(args.preset)
+    for name in args.preset:
+        _compare(presets.get(name), args)
+
+
+def _compare(preset, args):
     preset = dataclasses.replace(preset, student_epochs=args.epochs or preset.student_epochs, augmented_evaluations=2)
     print(f"{keras.backend.backend()}: {args.runs} student runs of preset {preset.name} ({preset.image_size} px, "
           f"batch {preset.batch_size}, {preset.student_epochs} epochs of {args.images} images)", flush=True)
@@ -100,8 +104,7 @@ def main():
             fixed = [r[0] for r in results]
             print(f"{'one program' if shared else 'fresh programs'}: fixed cost {fixed[0]:.1f} s for the first run, "
                   f"{np.mean(fixed[1:]):.1f} s for each later one; {totals[shared]:.1f} s in all", flush=True)
-    print(f"ratio of the totals, fresh / one program: {totals[False] / totals[True]:.2f}x")
-
+    print(f"{preset.name}: ratio of the totals, fresh / one program: {totals[False] / totals[True]:.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -65,7 +65,7 @@ class Preset:
 
 PRESETS = {
     "paper": Preset("paper"),
-    # About 60 minutes per seed on 2 cores: an EfficientNet-Lite0 teacher with ImageNet weights
+    # About 50 minutes per seed on 2 cores (docs/report/benchmarks.md): an EfficientNet-Lite0 teacher with ImageNet weights
     # (offline) on 224 px features, students and chains at 64 px (benchmarks/student_budget.py).
     "cpu": Preset(
         "cpu", image_size=64, train_per_class=1000, valid_per_class=150, test_per_class=500,
