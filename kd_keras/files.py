@@ -9,6 +9,7 @@ Examples:
     }
 """
 
+import hashlib
 import json
 import os
 
@@ -41,3 +42,12 @@ def write_text(path, text):
 def write_json(path, obj):
     """``obj`` as indented JSON with sorted keys, written atomically (:func:`write_text`)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def sha256_of(path):
+    """The SHA-256 of the file at ``path``, hex, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

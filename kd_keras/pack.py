@@ -32,6 +32,7 @@ import shutil
 import tarfile
 
 from kd_keras.errors import UserError
+from kd_keras.files import sha256_of
 
 _log = logging.getLogger(__name__)
 
@@ -96,16 +97,8 @@ class _ShardWriter:
         if self.tar is not None:
             self.tar.close()
             path = os.path.join(self.out, self.shards[-1]["file"])
-            self.shards[-1].update(bytes=os.path.getsize(path), sha256=_sha256(path))
+            self.shards[-1].update(bytes=os.path.getsize(path), sha256=sha256_of(path))
             self.tar = None
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pack(data_dir, out, image_size, max_mib, quality=80, image_format="webp", log=None):
@@ -260,7 +253,7 @@ def unpack(pack_dir, cache_dir, log=None):
         if not os.path.isfile(path):
             raise UserError(f"{path} is missing: copy every shard that {MANIFEST} names "
                             f"({len(manifest['shards'])} in all)")
-        if os.path.getsize(path) != shard["bytes"] or _sha256(path) != shard["sha256"]:
+        if os.path.getsize(path) != shard["bytes"] or sha256_of(path) != shard["sha256"]:
             raise UserError(f"{path} is not the shard {MANIFEST} names (size or SHA-256 differ): copy it again")
     tmp = f"{target}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

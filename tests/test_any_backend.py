@@ -9,9 +9,10 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import tiny_student
+from conftest import pooled_model_file, tiny_student
 from kd_keras import cli, data, input_pipeline, pack, sources
 from kd_keras.errors import UserError
+from kd_keras.files import sha256_of
 
 
 def _listing(folder):
@@ -78,7 +79,7 @@ def test_a_damaged_or_foreign_pack_is_refused(tmp_path):
         tar.addfile(info)
     size = os.path.getsize(evil / "shard-000.tar")
     (evil / "pack.json").write_text(json.dumps({**manifest, "shards": [
-        {"file": "shard-000.tar", "bytes": size, "sha256": pack._sha256(evil / "shard-000.tar"), "images": 1}]}))
+        {"file": "shard-000.tar", "bytes": size, "sha256": sha256_of(evil / "shard-000.tar"), "images": 1}]}))
     with pytest.raises(UserError, match="never does"):
         pack.unpack(str(evil), str(tmp_path / "cache3"))
     assert not (tmp_path / "escaped.webp").exists()
@@ -92,10 +93,7 @@ def test_smoke_replay_with_two_generations_and_its_report(tmp_path):
     # Small networks as the teacher (imported) and the students: the replay's machinery on this backend is
     # the subject; ResNet-18 trains on it in test_distill.py and kd_keras.distill's example, and the timing
     # run below still builds the paper's pair.
-    teacher, student = str(tmp_path / "teacher.keras"), str(tmp_path / "student.keras")
-    inputs = keras.Input((32, 32, 3))
-    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))).save(
-        teacher)
+    teacher, student = pooled_model_file(tmp_path / "teacher.keras"), str(tmp_path / "student.keras")
     tiny_student((32, 32, 3)).save(student)
     runs_dir = str(tmp_path / "runs")
     cli.main(["reproduce", "--preset", "smoke", "--weights", "none", "--generations", "2", "--teacher-model", teacher,

@@ -11,6 +11,7 @@ import pytest
 
 from kd_keras import pack
 from kd_keras.errors import UserError
+from kd_keras.files import sha256_of
 
 pytestmark = pytest.mark.tensorflow  # see setup.cfg's markers
 
@@ -27,7 +28,7 @@ def _shard(folder, members, name="shard-000.tar", mode="w"):
             info = tarfile.TarInfo(member)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-    return {"file": name, "bytes": os.path.getsize(path), "sha256": pack._sha256(path), "images": len(members)}
+    return {"file": name, "bytes": os.path.getsize(path), "sha256": sha256_of(path), "images": len(members)}
 
 
 def _manifest(folder, shards, **fields):
@@ -90,7 +91,7 @@ def test_a_truncated_or_foreign_shard_is_one_error(sandbox):
     folder, cache = sandbox
     (folder / "shard-000.tar").write_bytes(gzip.compress(b"not a tar at all") * 3)
     path = folder / "shard-000.tar"
-    _manifest(folder, [{"file": "shard-000.tar", "bytes": os.path.getsize(path), "sha256": pack._sha256(path),
+    _manifest(folder, [{"file": "shard-000.tar", "bytes": os.path.getsize(path), "sha256": sha256_of(path),
                         "images": 1}])
     with pytest.raises(UserError, match="uncompressed tar"):
         pack.unpack(str(folder), str(cache))

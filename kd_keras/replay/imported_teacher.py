@@ -19,7 +19,6 @@ Examples:
     >>> run = combine_teacher_runs(exp, ["runs/a/seed0/teacher", "runs/b/seed0/teacher"])  # doctest: +SKIP
 """
 
-import hashlib
 import os
 import shutil
 import time
@@ -28,6 +27,7 @@ import numpy as np
 
 from kd_keras import data, user_models
 from kd_keras.errors import UserError
+from kd_keras.files import sha256_of
 from kd_keras.replay import layout, lifecycle, run_files
 from kd_keras.replay.evaluation import predict_splits, score_and_finish
 from kd_keras.replay.experiment import SPLITS, class_count, class_labels, load_images, prepare_split, start_run
@@ -59,18 +59,13 @@ def _checked_weights(weights, count):
     return weights
 
 
-def _digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _settings(files, sizes, weights):
     """A single file keeps the settings of runs made before ensembles existed."""
     if len(files) == 1:
-        return {"kind": "teacher", "model_file": os.path.abspath(files[0]), "sha256": _digest(files[0]),
+        return {"kind": "teacher", "model_file": os.path.abspath(files[0]), "sha256": sha256_of(files[0]),
                 "image_size": sizes[0]}
     return {"kind": "teacher", "ensemble": [
-        {"model_file": os.path.abspath(f), "sha256": _digest(f), "image_size": size, "weight": w}
+        {"model_file": os.path.abspath(f), "sha256": sha256_of(f), "image_size": size, "weight": w}
         for f, size, w in zip(files, sizes, weights)]}
 
 
