@@ -62,8 +62,12 @@ def _cell(comparison):
     return comparison.text(scale=1.0, unit="", digits=4, mcnemar=False, signed=False)
 
 
-def calibration_table(seeds, caption):
-    """The teacher, the classic student and both chains, generation by generation: ECE, NLL and Brier on test."""
+def calibration_table(seeds, caption, measures):
+    """The teacher, the classic student and both chains, generation by generation: ECE, NLL and Brier on test.
+
+    Args:
+        measures: :func:`by_generation` of ``seeds`` (computed once for this table and the figure).
+    """
     table = Table("calibration", "Calibration on test across the generations (mean, 95 % interval over seeds)",
                   ["network", "generation", *LABELS.values()],
                   caption + " Not in the paper: expected calibration error (top-label: the share of right answers "
@@ -74,7 +78,7 @@ def calibration_table(seeds, caption):
         compared = _comparisons(seeds, network)
         if compared:
             table.add(network, "", *(_cell(compared.get(name)) for name in MEASURES))
-    for kind, generations in by_generation(seeds).items():
+    for kind, generations in measures.items():
         for k, compared in generations.items():
             table.add(f"{kind} chain", k, *(_cell(compared.get(name)) for name in MEASURES))
     return table

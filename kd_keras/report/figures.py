@@ -167,18 +167,23 @@ def calibration_curves(measures, path):
     return _save(fig, path)
 
 
-def kd_figures(seeds, folder, exported=()):
-    """All distillation figures of a group (the chains over every seed, the rest for the first); returns the paths."""
+def kd_figures(seeds, folder, exported=(), calibration=None):
+    """All distillation figures of a group (the chains over every seed, the rest for the first); returns the paths.
+
+    Args:
+        calibration: :func:`kd_keras.report.calibration.by_generation` of ``seeds``, if already computed.
+    """
     seed_dir, seed_metrics = next(iter(seeds.items()))
     paths = [training_curves(seed_dir, os.path.join(folder, "curves.png"))]
     paths += [histogram_bars(seed_metrics, s, os.path.join(folder, f"histogram_{s}.png"))
               for s in ("test", "valid", "train") if layout.TEACHER in seed_metrics or layout.student_run("soft") in seed_metrics]
     paths.append(chain_curves(list(seeds.values()), os.path.join(folder, "chains.png")))
-    from kd_keras.report.calibration import by_generation
+    if calibration is None:
+        from kd_keras.report.calibration import by_generation
 
-    measures = by_generation(seeds)
-    if any(measures.values()):
-        paths.append(calibration_curves(measures, os.path.join(folder, "calibration.png")))
+        calibration = by_generation(seeds)
+    if any(calibration.values()):
+        paths.append(calibration_curves(calibration, os.path.join(folder, "calibration.png")))
     if layout.student_run("soft") in seed_metrics:
         paths.append(soft_chain_histograms(seed_metrics, os.path.join(folder, "soft_chain_histograms.png")))
     if layout.TIMING in seed_metrics:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from kd_keras.report import figures, paper_values as paper
-from kd_keras.report.calibration import calibration_table
+from kd_keras.report.calibration import by_generation, calibration_table
 from kd_keras.report.claims import claims_table, loss_difference
 from kd_keras.report.frame import load_runs  # noqa: F401  (the report's public data source)
 from kd_keras.replay import layout
@@ -303,8 +303,9 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
     for group, seeds in kd.items():
         caption = _scale_caption(seeds)
         rows = frame[frame["experiment"] == group]
+        calibration = by_generation(seeds)  # read once from the predictions: for the table and the figure
         tables = kd_tables(seeds, caption, rows) + [augmented_draws_table(seeds, rows, caption), timing_table(seeds, caption),
-                                                    calibration_table(seeds, caption)]
+                                                    calibration_table(seeds, caption, calibration)]
         for table in tables:
             written += table.write(os.path.join(out, group), latex)
         exported = exported_results(seeds)
@@ -313,7 +314,7 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
             written += deployed.write(os.path.join(out, group), latex)
         timed = [(f"{blob['format']} {blob['quantization']}", t) for _, blob, t in exported if t]
         if figures_dir is not None:
-            written += figures.kd_figures(seeds, os.path.join(figures_dir, group), timed)
+            written += figures.kd_figures(seeds, os.path.join(figures_dir, group), timed, calibration)
     for preset, datasets in loss_runs.items():
         written += loss_table(preset, datasets, frame).write(out, latex)
         if figures_dir is not None:
