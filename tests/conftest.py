@@ -35,6 +35,18 @@ def tiny_student(shape=(32, 32, 3), name="tiny_student"):
     return keras.Model(inputs, outputs, name=name)
 
 
+def pooled_model_file(path, units=1, size=32):
+    """A one-layer model on the image's mean colour (a sigmoid, or a softmax over ``units``), saved to ``path``:
+    a teacher or student file for tests whose subject is the runs around it, not the network."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax")(pooled)
+    keras.Model(inputs, outputs).save(path)
+    return str(path)
+
+
 def run_cli(capsys, *argv):
     """``kd-keras ARGV`` in this process, as a user runs it: ``(exit code, stdout, stderr)``."""
     from kd_keras import cli

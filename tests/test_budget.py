@@ -5,9 +5,9 @@ import os
 import shutil
 import time
 
-import keras
 import pytest
 
+from conftest import pooled_model_file
 from kd_keras.replay import budget, experiment, layout, presets, run_files, teacher
 from kd_keras import data
 from kd_keras.errors import UserError
@@ -85,10 +85,7 @@ def test_finished_runs_are_not_counted(tmp_path, monkeypatch):
 
 def test_the_warm_up_measures_a_student_of_the_seed_and_leaves_nothing(tmp_path):
 
-    teacher_file = str(tmp_path / "teacher.keras")  # imported, not trained: the student's warm-up is the subject
-    inputs = keras.Input((32, 32, 3))
-    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))).save(
-        teacher_file)
+    teacher_file = pooled_model_file(tmp_path / "teacher.keras")  # imported, not trained: the warm-up is the subject
     exp = experiment.Experiment(presets.get("smoke"), "synthetic", str(tmp_path / "runs"), weights="none", verbose=0,
                                 teacher_model=teacher_file)
     teacher_dir = teacher.teacher_run(exp)

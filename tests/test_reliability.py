@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import tiny_student
+from conftest import pooled_model_file, tiny_student
 from kd_keras.replay import lifecycle, run_files
 from kd_keras.errors import NonFiniteLossError
 
@@ -38,9 +38,7 @@ def _python(script, runs_dir, **kwargs):
     folder = os.path.dirname(str(runs_dir))
     teacher, student = os.path.join(folder, "teacher.keras"), os.path.join(folder, "student.keras")
     if not os.path.exists(teacher):
-        inputs = keras.Input((32, 32, 3))
-        outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))
-        keras.Model(inputs, outputs).save(teacher)
+        pooled_model_file(teacher)
         tiny_student((32, 32, 3)).save(student)
     return [sys.executable, "-c", code, str(runs_dir), teacher, student]
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import pooled_model_file, run_cli
 from kd_keras import data, input_pipeline, sources
 from kd_keras.errors import UserError
 from kd_keras.replay import experiment, presets
@@ -41,10 +41,7 @@ def _exp(runs_dir, seed=0, data_dir=DATA):
 def test_a_student_on_two_teacher_files_trains_on_their_weighted_average(tmp_path, capsys):
     a = _teacher(tmp_path / "a.keras", 40, 3, seed=1)
     b = _teacher(tmp_path / "b.keras", 32, 3, seed=2)
-    student = tmp_path / "student.keras"  # a small student: the targets are the subject
-    inputs = keras.Input((32, 32, 3))
-    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))).save(
-        student)
+    student = pooled_model_file(tmp_path / "student.keras", units=3)  # a small student: the targets are the subject
     runs_dir = tmp_path / "runs"
     code, out, err = run_cli(capsys, "student", "--mode", "soft", "--teacher-model", a, "--teacher-model", b,
                              "--teacher-weight", "0.25", "--teacher-weight", "0.75", "--data-dir", DATA,
