@@ -45,7 +45,7 @@ def score_draws(draws, labels):
 
 def score_and_finish(exp, run_dir, predictions, labels, history, extra, started, teacher_labels=None, augmented=None):
     """Scores the run and finishes it (:func:`~kd_keras.replay.lifecycle.finish_run`: non-finite predictions refused)."""
-    result = {"best": run_files.best_of_history(history), "seconds": round(time.time() - started, 1), **extra}
+    result = {"best": run_files.best_of_history(history), **extra}
     result["eval"] = {s: metrics.summary(predictions[s], labels[s]) for s in SPLITS}
     if augmented is not None:
         draws = augmented()
@@ -55,6 +55,7 @@ def score_and_finish(exp, run_dir, predictions, labels, history, extra, started,
                 "accuracy": metrics.accuracy(predictions["test"], teacher_labels),
                 "loss": metrics.crossentropy(predictions["test"], teacher_labels)}
             result["test_teacher_labels_augmented"] = score_draws(draws, teacher_labels)
+    result["seconds"] = round(time.time() - started, 1)  # the whole run: training, predictions and draws
     lifecycle.finish_run(run_dir, {**predictions, **{f"label_{s}": labels[s] for s in SPLITS}}, result)
     exp.log(f"{os.path.relpath(run_dir, exp.runs_dir)}: test accuracy {result['eval']['test']['accuracy']:.4f}")
     return run_dir
