@@ -33,7 +33,9 @@ class Preset:
     test_per_class: int | None = None
     batch_size: int = 32
     estimate_before_run: bool = True  # `kd-keras reproduce` prints its plan and a measured estimate first
-    mixed_precision: str = "off"  # "bfloat16" where the accelerator gains from it (not on CPU: 7x slower)
+    # "bfloat16" on GPUs (the gpu preset); on a CPU it changes the numbers for little: 1.1-1.2x float32's
+    # training rate on a 2-core Xeon with bfloat16 instructions (docs/report/benchmarks.md)
+    mixed_precision: str = "off"
     # Teacher: ResNet-50, Adam 1e-3 with legacy decay 0.01, flips, 25 epochs.
     teacher_backbone: str = "resnet50"
     teacher_image_size: int | None = None  # None: image_size, as the paper
