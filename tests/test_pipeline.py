@@ -129,7 +129,8 @@ def test_report_is_complete_and_byte_identical(kd_runs, tmp_path):
     first = report.write_report(runs_dir, str(tmp_path / "a"), str(tmp_path / "fa"), latex=True, log=lambda *_: None)
     report.write_report(runs_dir, str(tmp_path / "b"), str(tmp_path / "fb"), latex=True, log=lambda *_: None)
     tables = [p for p in first if p.endswith((".md", ".csv", ".tex"))]
-    assert len(tables) == 3 * 12 and any(p.endswith("latency.png") for p in first)
+    assert len(tables) == 3 * 13 and any(p.endswith("latency.png") for p in first)
+    assert any(p.endswith("run_record.md") for p in first)
     assert any(p.endswith("calibration.png") for p in first)
     claims = open(os.path.join(tmp_path, "a", "claims.md")).read()
     # One seed: the claims are listed with their rules, and none gets a verdict either way.

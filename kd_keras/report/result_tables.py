@@ -14,6 +14,7 @@ from kd_keras.report import figures, paper_values as paper
 from kd_keras.report.calibration import by_generation, calibration_table
 from kd_keras.report.claims import claims_table, loss_difference
 from kd_keras.report.frame import load_runs  # noqa: F401  (the report's public data source)
+from kd_keras.report.run_record import run_record_table
 from kd_keras.replay import layout
 from kd_keras.replay.run_files import read_json
 from kd_keras.report.tables import NOT_RUN, Table, difference, mean_std
@@ -305,7 +306,8 @@ def write_report(runs_dir="runs", out="results", figures_dir="figures", latex=Fa
         rows = frame[frame["experiment"] == group]
         calibration = by_generation(seeds)  # read once from the predictions: for the table and the figure
         tables = kd_tables(seeds, caption, rows) + [augmented_draws_table(seeds, rows, caption), timing_table(seeds, caption),
-                                                    calibration_table(seeds, caption, calibration)]
+                                                    calibration_table(seeds, caption, calibration),
+                                                    run_record_table(seeds, caption)]
         for table in tables:
             written += table.write(os.path.join(out, group), latex)
         exported = exported_results(seeds)
