@@ -116,6 +116,9 @@ def main():
                         help="student runs in a seed (default: the preset's, 3 students + 2 chains of its generations)")
     args = parser.parse_args()
     try:
+        for flag, value in (("--images", args.images), ("--epochs", args.epochs), ("--runs", args.runs)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be at least 1, got {value}")
         preset = presets.get(args.preset)
         sizes = _split_sizes(preset, args.images)
     except (UserError, ValueError) as exc:
