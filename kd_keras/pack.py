@@ -22,7 +22,6 @@ Examples:
 """
 
 import concurrent.futures
-import hashlib
 import io
 import json
 import logging
@@ -242,8 +241,7 @@ def unpack(pack_dir, cache_dir, log=None):
             another pack), or holding anything but images.
     """
     manifest = read_manifest(pack_dir)
-    with open(os.path.join(pack_dir, MANIFEST), "rb") as f:
-        key = hashlib.sha256(f.read()).hexdigest()[:16]
+    key = sha256_of(os.path.join(pack_dir, MANIFEST))[:16]
     target = os.path.join(cache_dir, "packs", key)
     folder = os.path.join(target, manifest["name"])
     if os.path.isdir(folder):

@@ -13,21 +13,19 @@ Examples:
     ['seed', 'code (git commit)', 'machine (the timing run)']
 """
 
-import json
 import os
 
 import numpy as np
 
 from kd_keras.replay import layout
+from kd_keras.replay.run_files import read_json
 from kd_keras.report.tables import NOT_RUN, Table
 
 
 def _config(seed_dir, run):
-    try:
-        with open(os.path.join(seed_dir, run, "config.json"), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    """The run's config.json as :func:`~kd_keras.report.frame.load_runs` reads it: ``{}`` where there is none."""
+    path = os.path.join(seed_dir, run, "config.json")
+    return read_json(path) if os.path.exists(path) else {}
 
 
 def _code(seed_dir, runs):
